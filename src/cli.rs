@@ -1,0 +1,45 @@
+//! Command line: `yori` runs the gateway; verbs check config, manage the CA and test policies.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "yori",
+    version,
+    about = "YORI: a home LLM gateway that audits, alerts on and blocks AI calls by household policy"
+)]
+pub struct Cli {
+    /// Config file (YAML). Default: $YORI_CONFIG, else /usr/local/etc/yori/yori.conf if it
+    /// exists, else the built-in default.
+    #[arg(short = 'c', long = "config", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(clap::Args, Debug, Default, Clone)]
+pub struct RunArgs {
+    /// Run in the background (daemon), writing `server.pid_file`.
+    #[arg(short = 'd', long)]
+    pub daemon: bool,
+    /// Take over the listening sockets of a running YORI (zero-downtime upgrade through
+    /// `server.upgrade_sock`; send the old process SIGQUIT).
+    #[arg(short = 'u', long)]
+    pub upgrade: bool,
+    /// Load the config, build every service, then exit without serving.
+    #[arg(short = 't', long)]
+    pub test: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the gateway (the default when no verb is given).
+    Run(RunArgs),
+    /// Validate the config; prints every problem and exits 2 if there is one.
+    Check,
+}

@@ -1,0 +1,96 @@
+//! Failures YORI answers itself on the request path: each knows its HTTP status, its stable
+//! snake_case code (JSON bodies, the audit `error_kind` column, metric labels) and its log level.
+
+use pingora_core::{Error, ErrorType};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProxyError {
+    /// No route: YORI is not an open proxy.
+    NotFound,
+    /// The Host names a vendor that is disabled here.
+    Misdirected,
+    /// The request body is above `limits.max_body_bytes`.
+    BodyTooLarge { limit: usize },
+    /// The client sent something we could not read (broken framing, early close).
+    BadRequest(String),
+    /// The admin API refused this client.
+    Forbidden,
+    /// The vendor could not be reached (DNS, connect, TLS).
+    UpstreamUnreachable(String),
+    /// The vendor did not answer in time.
+    UpstreamTimeout,
+    /// The vendor connection broke after the request was sent.
+    UpstreamBroken(String),
+}
+
+impl ProxyError {
+    pub fn status(&self) -> u16 {
+        match self {
+            ProxyError::NotFound => 404,
+            ProxyError::Misdirected => 421,
+            ProxyError::BodyTooLarge { .. } => 413,
+            ProxyError::BadRequest(_) => 400,
+            ProxyError::Forbidden => 403,
+            ProxyError::UpstreamUnreachable(_) | ProxyError::UpstreamBroken(_) => 502,
+            ProxyError::UpstreamTimeout => 504,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ProxyError::NotFound => "not_found",
+            ProxyError::Misdirected => "misdirected_request",
+            ProxyError::BodyTooLarge { .. } => "request_too_large",
+            ProxyError::BadRequest(_) => "bad_request",
+            ProxyError::Forbidden => "forbidden",
+            ProxyError::UpstreamUnreachable(_) => "upstream_unreachable",
+            ProxyError::UpstreamTimeout => "upstream_timeout",
+            ProxyError::UpstreamBroken(_) => "upstream_broken",
+        }
+    }
+
+    /// What the user reads in their SDK's exception.
+    pub fn message(&self) -> String {
+        match self {
+            ProxyError::NotFound => {
+                "yori: no LLM endpoint matches this host and path (yori is not an open proxy)"
+                    .into()
+            }
+            ProxyError::Misdirected => "yori: this vendor is disabled on this gateway".into(),
+            ProxyError::BodyTooLarge { limit } => {
+                format!("yori: request body is larger than the gateway's limit of {limit} bytes")
+            }
+            ProxyError::BadRequest(why) => format!("yori: could not read the request: {why}"),
+            ProxyError::Forbidden => "yori: this client may not use the admin API".into(),
+            ProxyError::UpstreamUnreachable(_) => {
+                "yori: the vendor could not be reached from the gateway".into()
+            }
+            ProxyError::UpstreamTimeout => "yori: the vendor did not answer in time".into(),
+            ProxyError::UpstreamBroken(_) => "yori: the connection to the vendor broke".into(),
+        }
+    }
+
+    pub fn log_level(&self) -> log::Level {
+        match self {
+            ProxyError::NotFound | ProxyError::Misdirected | ProxyError::Forbidden => {
+                log::Level::Info
+            }
+            ProxyError::BodyTooLarge { .. } | ProxyError::BadRequest(_) => log::Level::Info,
+            ProxyError::UpstreamUnreachable(_)
+            | ProxyError::UpstreamTimeout
+            | ProxyError::UpstreamBroken(_) => log::Level::Warn,
+        }
+    }
+
+    /// Classifies a Pingora error met while proxying to the vendor.
+    pub fn from_upstream(e: &Error) -> ProxyError {
+        use ErrorType::*;
+        match &e.etype {
+            ConnectTimedout | ReadTimedout | WriteTimedout => ProxyError::UpstreamTimeout,
+            ConnectRefused | ConnectNoRoute | ConnectError | ConnectProxyFailure | BindError
+            | TLSHandshakeFailure | TLSHandshakeTimedout | InvalidCert | HandshakeError
+            | SocketError => ProxyError::UpstreamUnreachable(e.etype.as_str().to_string()),
+            _ => ProxyError::UpstreamBroken(e.etype.as_str().to_string()),
+        }
+    }
+}

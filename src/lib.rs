@@ -1,0 +1,15 @@
+//! YORI: a home LLM gateway on Pingora.
+//!
+//! Data flow of one request, in module order: `route` (which vendor) -> `capture` (whole body,
+//! bounded) -> `proxy` (the ProxyHttp phases) -> `upstream` (the vendor's address and peer).
+
+pub mod capture;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod proxy;
+pub mod respond;
+pub mod route;
+pub mod server;
+pub mod upstream;
+pub mod vendor;

@@ -1,0 +1,409 @@
+//! The one `ProxyHttp`: each phase calls one stage and does nothing else.
+//!
+//! A vendor request runs twice through these phases. The *parent* (the device's real request)
+//! routes it, reads the whole body, and then replays it as a Pingora subrequest with the body
+//! preset; the *subrequest* connects to the vendor and streams the answer back through the
+//! parent. Nothing reaches the vendor before the parent has the whole body and has decided.
+//! The subrequest records the exchange; the parent records only what it answered itself.
+
+mod ctx;
+
+pub use ctx::{Exchange, RequestCtx};
+
+use crate::capture;
+use crate::config::Config;
+use crate::error::ProxyError;
+use crate::respond;
+use crate::route::{Route, Router};
+use crate::upstream::{self, Resolver};
+use crate::vendor::Vendor;
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::{header, Version};
+use pingora_core::upstreams::peer::HttpPeer;
+use pingora_core::{Error, ErrorType, Result};
+use pingora_http::ResponseHeader;
+use pingora_proxy::subrequest::pipe::{
+    pipe_subrequest, InputBody, InputBodyType, PipeSubrequestState,
+};
+use pingora_proxy::subrequest::{BodyMode, Ctx as SubrequestCtx};
+use pingora_proxy::{FailToProxy, ProxyHttp, Session};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// What every request may read: built once at start.
+pub struct Shared {
+    pub config: Config,
+    pub router: Router,
+    pub resolver: Resolver,
+}
+
+pub struct Gateway {
+    pub shared: Arc<Shared>,
+}
+
+impl Gateway {
+    pub fn new(shared: Arc<Shared>) -> Gateway {
+        Gateway { shared }
+    }
+
+    async fn answer_error(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        vendor: Option<Vendor>,
+        e: ProxyError,
+    ) {
+        let body = vendor
+            .unwrap_or(Vendor::OpenAi)
+            .error_body(e.status(), e.code(), &e.message());
+        log::log!(
+            e.log_level(),
+            "request refused status={} code={} vendor={} client={} detail={:?}",
+            e.status(),
+            e.code(),
+            vendor.map_or("-", Vendor::as_str),
+            ctx.client_ip
+                .map_or_else(|| "-".into(), |ip| ip.to_string()),
+            e
+        );
+        if matches!(
+            e,
+            ProxyError::BodyTooLarge { .. } | ProxyError::BadRequest(_)
+        ) {
+            // the rest of the body is unread: this connection cannot carry another request
+            session.set_keepalive(None);
+        }
+        ctx.status = Some(e.status());
+        ctx.error = Some(e.clone());
+        respond::json(session, e.status(), body).await;
+    }
+
+    /// Parent side of a vendor request: read, decide, then replay to the vendor.
+    async fn forward(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        endpoint: usize,
+        path: String,
+    ) {
+        let ep = &self.shared.config.endpoints[endpoint];
+        ctx.vendor = Some(ep.vendor);
+        let body = match capture::read_body(session, self.shared.config.limits.max_body_bytes).await
+        {
+            Ok(b) => b,
+            Err(e) => return self.answer_error(session, ctx, Some(ep.vendor), e).await,
+        };
+        let addr = match self
+            .shared
+            .resolver
+            .resolve(&ep.upstream.host, ep.upstream.port)
+            .await
+        {
+            Ok(a) => a,
+            Err(why) => {
+                return self
+                    .answer_error(
+                        session,
+                        ctx,
+                        Some(ep.vendor),
+                        ProxyError::UpstreamUnreachable(why),
+                    )
+                    .await
+            }
+        };
+        let exchange = Arc::new(Exchange {
+            endpoint,
+            vendor: ep.vendor,
+            path: path.clone(),
+            addr,
+            request_bytes: body.len(),
+            client_ip: ctx.client_ip,
+        });
+        if let Err(e) = prepare_upstream_header(
+            session,
+            &ep.domain,
+            &format!("{}{}", ep.upstream.base_path, path),
+            body.len(),
+        ) {
+            return self
+                .answer_error(
+                    session,
+                    ctx,
+                    Some(ep.vendor),
+                    ProxyError::BadRequest(e.to_string()),
+                )
+                .await;
+        }
+        ctx.forwarded = true;
+        ctx.exchange = Some(exchange.clone());
+        match replay(session, exchange, body).await {
+            Ok(()) => {}
+            Err((e, header_sent))
+                if !header_sent && e.esource() != &pingora_core::ErrorSource::Downstream =>
+            {
+                let e = ProxyError::from_upstream(&e);
+                let body = ep.vendor.error_body(e.status(), e.code(), &e.message());
+                respond::json(session, e.status(), body).await;
+            }
+            Err((e, _)) => log::debug!("exchange ended early vendor={} error={e}", ep.vendor),
+        }
+    }
+}
+
+/// The request the vendor sees: its own Host, the vendor path, HTTP/1.1 framing with an exact
+/// Content-Length (the body is known whole), everything else as the device sent it.
+fn prepare_upstream_header(
+    session: &mut Session,
+    domain: &str,
+    path: &str,
+    body_len: usize,
+) -> Result<()> {
+    let req = session.req_header_mut();
+    let had_body = req.headers.contains_key(header::CONTENT_LENGTH)
+        || req.headers.contains_key(header::TRANSFER_ENCODING)
+        || body_len > 0;
+    let uri = path
+        .parse::<http::Uri>()
+        .map_err(|e| Error::because(ErrorType::InvalidHTTPHeader, "vendor path", e))?;
+    req.set_uri(uri);
+    req.set_version(Version::HTTP_11);
+    req.insert_header(header::HOST, domain)?;
+    req.remove_header(&header::TRANSFER_ENCODING);
+    req.remove_header(&header::EXPECT);
+    if had_body {
+        req.insert_header(header::CONTENT_LENGTH, body_len.to_string())?;
+    }
+    Ok(())
+}
+
+/// Runs the real proxy pipeline as a subrequest with the body preset, piping its response to the
+/// device as it arrives. On failure, says whether the device already got a response header.
+async fn replay(
+    session: &mut Session,
+    exchange: Arc<Exchange>,
+    body: Bytes,
+) -> std::result::Result<(), (Box<Error>, bool)> {
+    let Some(spawner) = session.subrequest_spawner.as_ref() else {
+        return Err((
+            Error::explain(ErrorType::InternalError, "subrequests are not enabled"),
+            false,
+        ));
+    };
+    let sub_ctx = SubrequestCtx::builder()
+        .body_mode(BodyMode::ExpectBody)
+        .user_ctx(Box::new(exchange))
+        .build();
+    let (sub, handle) = spawner.create_subrequest(session.as_downstream(), sub_ctx);
+    let input = if body.is_empty() {
+        InputBody::NoBody
+    } else {
+        InputBody::Bytes(vec![body])
+    };
+    match pipe_subrequest(
+        session,
+        sub,
+        handle,
+        |task| Ok(Some(task)),
+        InputBodyType::Preset(input),
+    )
+    .await
+    {
+        Ok(state) => {
+            finish_subrequest(state).await;
+            Ok(())
+        }
+        Err(e) => Err((e.error, e.state.header_received)),
+    }
+}
+
+/// Lets the subrequest task finish its logging (the audit row) before the parent moves on.
+async fn finish_subrequest(mut state: PipeSubrequestState) {
+    let (Some(mut join), Some(mut rx)) = (state.join_handle.take(), state.pipe_rx.take()) else {
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = &mut join => return,
+            task = rx.recv() => if task.is_none() {
+                let _ = tokio::time::timeout(Duration::from_secs(5), join).await;
+                return;
+            },
+        }
+    }
+}
+
+fn request_host(session: &Session) -> Option<String> {
+    let req = session.req_header();
+    req.headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| req.uri.authority().map(|a| a.to_string()))
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx::new()
+    }
+
+    fn allow_spawning_subrequest(&self, _session: &Session, _ctx: &RequestCtx) -> bool {
+        true
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        ctx.client_ip = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        if let Some(sub) = session.subrequest_ctx.as_ref() {
+            // the subrequest: the parent has decided; carry its exchange and go to the vendor
+            let exchange = sub
+                .user_ctx()
+                .and_then(|u| u.downcast_ref::<Arc<Exchange>>())
+                .cloned();
+            ctx.vendor = exchange.as_ref().map(|x| x.vendor);
+            ctx.exchange = exchange;
+            ctx.is_subrequest = true;
+            return match ctx.exchange {
+                Some(_) => Ok(false),
+                None => Error::e_explain(ErrorType::InternalError, "subrequest without exchange"),
+            };
+        }
+        let host = request_host(session);
+        let path = session
+            .req_header()
+            .uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_string();
+        match self.shared.router.route(host.as_deref(), &path) {
+            Route::Health => {
+                ctx.status = Some(200);
+                let body = serde_json::json!({"status": "healthy", "version": VERSION});
+                respond::json(session, 200, body.to_string().into_bytes()).await;
+            }
+            Route::Admin => {
+                let allowed = ctx.client_ip.is_some_and(|ip| {
+                    self.shared
+                        .config
+                        .admin
+                        .allow
+                        .iter()
+                        .any(|c| c.contains(ip))
+                });
+                let e = if allowed {
+                    ProxyError::NotFound
+                } else {
+                    ProxyError::Forbidden
+                };
+                self.answer_error(session, ctx, None, e).await;
+            }
+            Route::Misdirected => {
+                self.answer_error(session, ctx, None, ProxyError::Misdirected)
+                    .await
+            }
+            Route::NotFound => {
+                self.answer_error(session, ctx, None, ProxyError::NotFound)
+                    .await
+            }
+            Route::Vendor { endpoint, path } => self.forward(session, ctx, endpoint, path).await,
+        }
+        Ok(true)
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
+        let Some(x) = ctx.exchange.as_ref() else {
+            return Error::e_explain(ErrorType::InternalError, "no exchange for upstream_peer");
+        };
+        let ep = &self.shared.config.endpoints[x.endpoint];
+        Ok(upstream::peer(
+            x.addr,
+            &ep.upstream,
+            &self.shared.config.limits,
+        ))
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        ctx.status = Some(resp.status.as_u16());
+        ctx.first_byte.get_or_insert_with(Instant::now);
+        Ok(())
+    }
+
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<Duration>> {
+        if let Some(b) = body {
+            ctx.response_bytes += b.len() as u64;
+        }
+        Ok(None)
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        if ctx.is_subrequest {
+            // the parent writes the vendor-shaped answer (it knows whether a header went out)
+            let pe = ProxyError::from_upstream(e);
+            let code = if session.response_written().is_some() {
+                0
+            } else {
+                pe.status()
+            };
+            ctx.error = Some(pe);
+            return FailToProxy {
+                error_code: code,
+                can_reuse_downstream: false,
+            };
+        }
+        let pe = ProxyError::BadRequest(e.etype().as_str().to_lowercase());
+        if session.response_written().is_none()
+            && e.esource() != &pingora_core::ErrorSource::Downstream
+        {
+            self.answer_error(session, ctx, ctx.vendor, pe.clone())
+                .await;
+        }
+        ctx.error = Some(pe);
+        FailToProxy {
+            error_code: ctx.status.unwrap_or(0),
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, _session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        if ctx.forwarded {
+            return; // the subrequest records this exchange
+        }
+        if let (Some(e), None) = (e, &ctx.error) {
+            ctx.error = Some(ProxyError::from_upstream(e));
+        }
+        log::debug!(
+            "request done vendor={} status={} error={} duration_ms={}",
+            ctx.vendor.map_or("-", Vendor::as_str),
+            ctx.status.unwrap_or(0),
+            ctx.error.as_ref().map_or("-", ProxyError::code),
+            ctx.started.elapsed().as_millis()
+        );
+    }
+}

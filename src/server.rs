@@ -1,0 +1,63 @@
+//! Builds the Pingora server and its services from a validated `Config`.
+
+use crate::cli::RunArgs;
+use crate::config::Config;
+use crate::proxy::{Gateway, Shared};
+use crate::route::Router;
+use crate::upstream::Resolver;
+use pingora_core::apps::HttpServerOptions;
+use pingora_core::server::configuration::{Opt, ServerConf};
+use pingora_core::server::Server;
+use std::sync::Arc;
+
+fn server_conf(config: &Config, args: &RunArgs) -> ServerConf {
+    let s = &config.server;
+    ServerConf {
+        threads: s.threads,
+        pid_file: s.pid_file.display().to_string(),
+        upgrade_sock: s.upgrade_sock.display().to_string(),
+        grace_period_seconds: Some(s.grace_period_seconds),
+        graceful_shutdown_timeout_seconds: Some(s.graceful_shutdown_timeout_seconds),
+        daemon: s.daemon || args.daemon,
+        error_log: s.error_log.as_ref().map(|p| p.display().to_string()),
+        ..ServerConf::default()
+    }
+}
+
+/// Builds every service; `run_forever` never returns.
+pub fn build(config: Config, args: &RunArgs) -> anyhow::Result<Server> {
+    let opt = Opt {
+        upgrade: args.upgrade,
+        daemon: args.daemon,
+        nocapture: false,
+        test: args.test,
+        conf: None,
+    };
+    let mut server = Server::new_with_opt_and_conf(Some(opt), server_conf(&config, args));
+    server.bootstrap();
+
+    let listen = config.listen;
+    let shared = Arc::new(Shared {
+        router: Router::new(&config),
+        resolver: Resolver::default(),
+        config,
+    });
+    let mut proxy = pingora_proxy::http_proxy_service_with_name(
+        &server.configuration,
+        Gateway::new(shared.clone()),
+        "yori proxy",
+    );
+    if let Some(app) = proxy.app_logic_mut() {
+        let mut options = HttpServerOptions::default();
+        options.h2c = true;
+        app.server_options = Some(options);
+    }
+    proxy.add_tcp(&listen.to_string());
+    server.add_service(proxy);
+    log::info!(
+        "yori {} listening addr={listen} mode={}",
+        crate::proxy::VERSION,
+        shared.config.mode.as_str()
+    );
+    Ok(server)
+}

@@ -1,0 +1,71 @@
+//! Upstream addresses resolved off the worker threads, cached, and turned into Pingora peers.
+//!
+//! `HttpPeer::new` with a host name resolves synchronously on the proxy's thread (and panics on
+//! failure), so names are resolved here with tokio's resolver and peers get a `SocketAddr`.
+
+use crate::config::{Limits, Upstream};
+use pingora_core::upstreams::peer::HttpPeer;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+const TTL: Duration = Duration::from_secs(60);
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Default)]
+pub struct Resolver {
+    cache: Mutex<HashMap<(String, u16), (SocketAddr, Instant)>>,
+}
+
+impl Resolver {
+    /// The address for `host:port`: an IP literal directly, else a cached or fresh lookup. A
+    /// failed refresh keeps using the last good address (the vendor rarely moves; DNS blips).
+    pub async fn resolve(&self, host: &str, port: u16) -> Result<SocketAddr, String> {
+        if let Ok(ip) = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+        {
+            return Ok(SocketAddr::new(ip, port));
+        }
+        let key = (host.to_string(), port);
+        let cached = self.cache.lock().ok().and_then(|c| c.get(&key).copied());
+        if let Some((addr, at)) = cached {
+            if at.elapsed() < TTL {
+                return Ok(addr);
+            }
+        }
+        let fresh =
+            tokio::time::timeout(LOOKUP_TIMEOUT, tokio::net::lookup_host((host, port))).await;
+        let found = match fresh {
+            Ok(Ok(mut addrs)) => addrs.next().ok_or_else(|| format!("{host} has no address")),
+            Ok(Err(e)) => Err(format!("cannot resolve {host}: {e}")),
+            Err(_) => Err(format!("resolving {host} timed out")),
+        };
+        match (found, cached) {
+            (Ok(addr), _) => {
+                if let Ok(mut c) = self.cache.lock() {
+                    c.insert(key, (addr, Instant::now()));
+                }
+                Ok(addr)
+            }
+            (Err(e), Some((addr, _))) => {
+                log::warn!("dns refresh failed, using last address host={host} error={e:?}");
+                Ok(addr)
+            }
+            (Err(e), None) => Err(e),
+        }
+    }
+}
+
+/// A peer for one request, with the timeouts a long LLM generation needs.
+pub fn peer(addr: SocketAddr, upstream: &Upstream, limits: &Limits) -> Box<HttpPeer> {
+    let mut peer = HttpPeer::new(addr, upstream.tls, upstream.sni.clone());
+    peer.options.connection_timeout = Some(limits.connect_timeout);
+    peer.options.total_connection_timeout = Some(limits.connect_timeout);
+    peer.options.read_timeout = Some(limits.read_timeout);
+    peer.options.write_timeout = Some(limits.read_timeout);
+    peer.options.idle_timeout = Some(limits.idle_timeout);
+    Box::new(peer)
+}
