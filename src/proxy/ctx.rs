@@ -14,6 +14,10 @@ pub struct Exchange {
     pub vendor: Vendor,
     /// Vendor-side path (prefix stripped), as recorded in the audit log.
     pub path: String,
+    /// Path sent upstream: the endpoint's `upstream` base path + `path`.
+    pub upstream_path: String,
+    /// Host header sent upstream.
+    pub domain: String,
     /// Resolved upstream address.
     pub addr: SocketAddr,
     pub request_bytes: usize,

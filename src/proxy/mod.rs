@@ -22,7 +22,7 @@ use bytes::Bytes;
 use http::{header, Version};
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_core::{Error, ErrorType, Result};
-use pingora_http::ResponseHeader;
+use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::subrequest::pipe::{
     pipe_subrequest, InputBody, InputBodyType, PipeSubrequestState,
 };
@@ -86,6 +86,7 @@ impl Gateway {
         &self,
         session: &mut Session,
         ctx: &mut RequestCtx,
+        host: Option<&str>,
         endpoint: usize,
         path: String,
     ) {
@@ -117,17 +118,14 @@ impl Gateway {
         let exchange = Arc::new(Exchange {
             endpoint,
             vendor: ep.vendor,
-            path: path.clone(),
+            upstream_path: format!("{}{}", ep.upstream.base_path, path),
+            domain: ep.domain.clone(),
+            path,
             addr,
             request_bytes: body.len(),
             client_ip: ctx.client_ip,
         });
-        if let Err(e) = prepare_upstream_header(
-            session,
-            &ep.domain,
-            &format!("{}{}", ep.upstream.base_path, path),
-            body.len(),
-        ) {
+        if let Err(e) = h1_compatible(session, host) {
             return self
                 .answer_error(
                     session,
@@ -155,26 +153,35 @@ impl Gateway {
 
 /// The request the vendor sees: its own Host, the vendor path, HTTP/1.1 framing with an exact
 /// Content-Length (the body is known whole), everything else as the device sent it.
-fn prepare_upstream_header(
-    session: &mut Session,
-    domain: &str,
-    path: &str,
-    body_len: usize,
-) -> Result<()> {
-    let req = session.req_header_mut();
+fn rewrite_for_vendor(req: &mut RequestHeader, x: &Exchange) -> Result<()> {
     let had_body = req.headers.contains_key(header::CONTENT_LENGTH)
         || req.headers.contains_key(header::TRANSFER_ENCODING)
-        || body_len > 0;
-    let uri = path
+        || x.request_bytes > 0;
+    let uri = x
+        .upstream_path
         .parse::<http::Uri>()
         .map_err(|e| Error::because(ErrorType::InvalidHTTPHeader, "vendor path", e))?;
     req.set_uri(uri);
-    req.set_version(Version::HTTP_11);
-    req.insert_header(header::HOST, domain)?;
+    req.insert_header(header::HOST, x.domain.as_str())?;
     req.remove_header(&header::TRANSFER_ENCODING);
     req.remove_header(&header::EXPECT);
     if had_body {
-        req.insert_header(header::CONTENT_LENGTH, body_len.to_string())?;
+        req.insert_header(header::CONTENT_LENGTH, x.request_bytes.to_string())?;
+    }
+    Ok(())
+}
+
+/// An HTTP/2 request is replayed through an HTTP/1 rendering of its header, which needs a
+/// version and a Host (HTTP/2 carries the authority instead).
+fn h1_compatible(session: &mut Session, host: Option<&str>) -> Result<()> {
+    let req = session.req_header_mut();
+    if req.version != Version::HTTP_11 {
+        req.set_version(Version::HTTP_11);
+    }
+    if !req.headers.contains_key(header::HOST) {
+        if let Some(h) = host {
+            req.insert_header(header::HOST, h)?;
+        }
     }
     Ok(())
 }
@@ -312,7 +319,10 @@ impl ProxyHttp for Gateway {
                 self.answer_error(session, ctx, None, ProxyError::NotFound)
                     .await
             }
-            Route::Vendor { endpoint, path } => self.forward(session, ctx, endpoint, path).await,
+            Route::Vendor { endpoint, path } => {
+                self.forward(session, ctx, host.as_deref(), endpoint, path)
+                    .await
+            }
         }
         Ok(true)
     }
@@ -331,6 +341,18 @@ impl ProxyHttp for Gateway {
             &ep.upstream,
             &self.shared.config.limits,
         ))
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        req: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        match ctx.exchange.as_ref() {
+            Some(x) => rewrite_for_vendor(req, x),
+            None => Error::e_explain(ErrorType::InternalError, "no exchange for upstream request"),
+        }
     }
 
     async fn response_filter(
