@@ -3,13 +3,19 @@
 //! Data flow of one request, in module order: `route` (which vendor) -> `capture` (whole body,
 //! bounded) -> `proxy` (the ProxyHttp phases) -> `upstream` (the vendor's address and peer).
 
+pub mod admin;
+pub mod audit;
 pub mod capture;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod facts;
+pub mod pii;
 pub mod proxy;
+pub mod record;
 pub mod respond;
 pub mod route;
 pub mod server;
 pub mod upstream;
+pub mod usage;
 pub mod vendor;

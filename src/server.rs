@@ -1,5 +1,6 @@
 //! Builds the Pingora server and its services from a validated `Config`.
 
+use crate::audit;
 use crate::cli::RunArgs;
 use crate::config::Config;
 use crate::proxy::{Gateway, Shared};
@@ -8,7 +9,9 @@ use crate::upstream::Resolver;
 use pingora_core::apps::HttpServerOptions;
 use pingora_core::server::configuration::{Opt, ServerConf};
 use pingora_core::server::Server;
+use pingora_core::services::background::background_service;
 use std::sync::Arc;
+use std::time::Duration;
 
 fn server_conf(config: &Config, args: &RunArgs) -> ServerConf {
     let s = &config.server;
@@ -37,11 +40,26 @@ pub fn build(config: Config, args: &RunArgs) -> anyhow::Result<Server> {
     server.bootstrap();
 
     let listen = config.listen;
+    // the audit writer may wait for in-flight requests until just before the grace period ends
+    let drain_wait = Duration::from_millis(
+        (config.server.grace_period_seconds * 1000)
+            .saturating_sub(300)
+            .max(200),
+    );
+    let (audit, audit_service) = audit::channel(&config.audit, drain_wait);
+    let devices = config
+        .devices
+        .iter()
+        .map(|d| (d.ip, d.name.clone()))
+        .collect();
     let shared = Arc::new(Shared {
         router: Router::new(&config),
         resolver: Resolver::default(),
+        audit,
+        devices,
         config,
     });
+    server.add_service(background_service("yori audit writer", audit_service));
     let mut proxy = pingora_proxy::http_proxy_service_with_name(
         &server.configuration,
         Gateway::new(shared.clone()),

@@ -185,6 +185,20 @@ pub struct Limits {
 }
 
 #[derive(Debug, Clone)]
+pub struct AuditConfig {
+    pub database: PathBuf,
+    pub retention_days: u32,
+    /// 0 stores no preview.
+    pub prompt_preview_chars: usize,
+    /// Replace detected personal data in the preview with `[kind]`.
+    pub redact_preview: bool,
+    pub batch_size: usize,
+    pub flush_interval: Duration,
+    pub queue_capacity: usize,
+    pub max_database_bytes: u64,
+}
+
+#[derive(Debug, Clone)]
 pub struct Admin {
     pub allow: Vec<Cidr>,
     pub token: Option<String>,
@@ -210,6 +224,7 @@ pub struct Config {
     pub endpoints: Vec<Endpoint>,
     pub default_vendor: Option<usize>,
     pub devices: Vec<Device>,
+    pub audit: AuditConfig,
     pub admin: Admin,
     pub limits: Limits,
     pub server: ServerSettings,
@@ -274,6 +289,7 @@ const TOP_KEYS: &[&str] = &[
     "endpoints",
     "default_vendor",
     "devices",
+    "audit",
     "admin",
     "limits",
     "server",
@@ -333,6 +349,45 @@ pub fn parse_str(text: &str, source: Option<&Path>) -> Result<Config, ConfigErro
         },
     };
     let devices = top.list("devices", &mut p, device).unwrap_or_default();
+
+    let au = Section::new(
+        top.get("audit"),
+        "audit",
+        &[
+            "database",
+            "retention_days",
+            "prompt_preview_chars",
+            "redact_preview",
+            "batch_size",
+            "flush_interval_ms",
+            "queue_capacity",
+            "max_database_mb",
+        ],
+        &mut p,
+    );
+    let audit = AuditConfig {
+        database: au
+            .string("database", &mut p)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| DEFAULT_DATABASE.into()),
+        retention_days: au.uint("retention_days", 1, 36500, &mut p).unwrap_or(365) as u32,
+        prompt_preview_chars: au
+            .uint("prompt_preview_chars", 0, 100_000, &mut p)
+            .unwrap_or(200) as usize,
+        redact_preview: au.boolean("redact_preview", &mut p).unwrap_or(false),
+        batch_size: au.uint("batch_size", 1, 100_000, &mut p).unwrap_or(512) as usize,
+        flush_interval: Duration::from_millis(
+            au.uint("flush_interval_ms", 1, 60_000, &mut p)
+                .unwrap_or(200),
+        ),
+        queue_capacity: au
+            .uint("queue_capacity", 1, 10_000_000, &mut p)
+            .unwrap_or(50_000) as usize,
+        max_database_bytes: au
+            .uint("max_database_mb", 1, 1 << 20, &mut p)
+            .unwrap_or(1024)
+            << 20,
+    };
 
     let admin_s = Section::new(top.get("admin"), "admin", &["allow", "token"], &mut p);
     let admin = Admin {
@@ -414,6 +469,7 @@ pub fn parse_str(text: &str, source: Option<&Path>) -> Result<Config, ConfigErro
         endpoints,
         default_vendor,
         devices,
+        audit,
         admin,
         limits,
         server,

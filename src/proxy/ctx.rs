@@ -1,33 +1,52 @@
 //! Per-request state, one typed struct for both the parent request and its subrequest.
 
+use crate::audit::IN_FLIGHT;
 use crate::error::ProxyError;
+use crate::facts::RequestFacts;
+use crate::usage::UsageTap;
 use crate::vendor::Vendor;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
+
+/// A vendor request as it arrived, for its audit row.
+#[derive(Debug, Clone)]
+pub struct VendorRequest {
+    /// Index into `Config::endpoints`.
+    pub endpoint: usize,
+    /// Vendor-side path (prefix stripped).
+    pub path: String,
+    pub method: String,
+    pub user_agent: Option<String>,
+    pub started: Instant,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    pub request_bytes: usize,
+    pub request_id: String,
+}
 
 /// What the parent decided about a vendor request; handed to the subrequest.
 #[derive(Debug)]
 pub struct Exchange {
-    /// Index into `Config::endpoints`.
-    pub endpoint: usize,
+    pub request: VendorRequest,
     pub vendor: Vendor,
-    /// Vendor-side path (prefix stripped), as recorded in the audit log.
-    pub path: String,
-    /// Path sent upstream: the endpoint's `upstream` base path + `path`.
+    pub facts: RequestFacts,
+    /// Path sent upstream: the endpoint's `upstream` base path + the vendor path.
     pub upstream_path: String,
     /// Host header sent upstream.
     pub domain: String,
     /// Resolved upstream address.
     pub addr: SocketAddr,
-    pub request_bytes: usize,
-    pub client_ip: Option<IpAddr>,
 }
 
 pub struct RequestCtx {
     pub started: Instant,
     pub client_ip: Option<IpAddr>,
     pub vendor: Option<Vendor>,
+    /// Set once the request is known to be vendor traffic.
+    pub request: Option<VendorRequest>,
+    /// Facts of a request the parent answered itself (the subrequest reads the exchange's).
+    pub facts: Option<RequestFacts>,
     pub exchange: Option<Arc<Exchange>>,
     /// This ctx belongs to the subrequest that talks to the vendor.
     pub is_subrequest: bool,
@@ -37,14 +56,20 @@ pub struct RequestCtx {
     pub error: Option<ProxyError>,
     pub first_byte: Option<Instant>,
     pub response_bytes: u64,
+    pub response_done: bool,
+    pub usage: Option<UsageTap>,
 }
 
 impl RequestCtx {
     pub fn new() -> RequestCtx {
+        // counted until dropped: the audit writer waits for in-flight rows at shutdown
+        IN_FLIGHT.fetch_add(1, Ordering::AcqRel);
         RequestCtx {
             started: Instant::now(),
             client_ip: None,
             vendor: None,
+            request: None,
+            facts: None,
             exchange: None,
             is_subrequest: false,
             forwarded: false,
@@ -52,6 +77,8 @@ impl RequestCtx {
             error: None,
             first_byte: None,
             response_bytes: 0,
+            response_done: false,
+            usage: None,
         }
     }
 }
@@ -59,5 +86,11 @@ impl RequestCtx {
 impl Default for RequestCtx {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+impl Drop for RequestCtx {
+    fn drop(&mut self) {
+        IN_FLIGHT.fetch_sub(1, Ordering::AcqRel);
     }
 }

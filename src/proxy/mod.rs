@@ -8,14 +8,18 @@
 
 mod ctx;
 
-pub use ctx::{Exchange, RequestCtx};
+pub use ctx::{Exchange, RequestCtx, VendorRequest};
 
+use crate::audit::AuditSender;
 use crate::capture;
 use crate::config::Config;
 use crate::error::ProxyError;
+use crate::facts;
+use crate::record;
 use crate::respond;
 use crate::route::{Route, Router};
 use crate::upstream::{self, Resolver};
+use crate::usage::UsageTap;
 use crate::vendor::Vendor;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -28,6 +32,8 @@ use pingora_proxy::subrequest::pipe::{
 };
 use pingora_proxy::subrequest::{BodyMode, Ctx as SubrequestCtx};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -38,6 +44,8 @@ pub struct Shared {
     pub config: Config,
     pub router: Router,
     pub resolver: Resolver,
+    pub audit: AuditSender,
+    pub devices: HashMap<IpAddr, String>,
 }
 
 pub struct Gateway {
@@ -92,11 +100,32 @@ impl Gateway {
     ) {
         let ep = &self.shared.config.endpoints[endpoint];
         ctx.vendor = Some(ep.vendor);
+        let req = session.req_header();
+        ctx.request = Some(VendorRequest {
+            endpoint,
+            method: req.method.as_str().to_string(),
+            user_agent: req
+                .headers
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+            path,
+            started: ctx.started,
+            started_at: chrono::Utc::now(),
+            request_bytes: 0,
+            request_id: record::request_id(),
+        });
         let body = match capture::read_body(session, self.shared.config.limits.max_body_bytes).await
         {
             Ok(b) => b,
             Err(e) => return self.answer_error(session, ctx, Some(ep.vendor), e).await,
         };
+        let Some(mut request) = ctx.request.clone() else {
+            return;
+        };
+        request.request_bytes = body.len();
+        let facts = facts::extract(ep.vendor, &request.path, &body);
+        ctx.request = Some(request.clone());
         let addr = match self
             .shared
             .resolver
@@ -105,6 +134,7 @@ impl Gateway {
         {
             Ok(a) => a,
             Err(why) => {
+                ctx.facts = Some(facts);
                 return self
                     .answer_error(
                         session,
@@ -112,20 +142,11 @@ impl Gateway {
                         Some(ep.vendor),
                         ProxyError::UpstreamUnreachable(why),
                     )
-                    .await
+                    .await;
             }
         };
-        let exchange = Arc::new(Exchange {
-            endpoint,
-            vendor: ep.vendor,
-            upstream_path: format!("{}{}", ep.upstream.base_path, path),
-            domain: ep.domain.clone(),
-            path,
-            addr,
-            request_bytes: body.len(),
-            client_ip: ctx.client_ip,
-        });
         if let Err(e) = h1_compatible(session, host) {
+            ctx.facts = Some(facts);
             return self
                 .answer_error(
                     session,
@@ -135,6 +156,14 @@ impl Gateway {
                 )
                 .await;
         }
+        let exchange = Arc::new(Exchange {
+            upstream_path: format!("{}{}", ep.upstream.base_path, request.path),
+            domain: ep.domain.clone(),
+            vendor: ep.vendor,
+            request,
+            facts,
+            addr,
+        });
         ctx.forwarded = true;
         ctx.exchange = Some(exchange.clone());
         match replay(session, exchange, body).await {
@@ -156,7 +185,7 @@ impl Gateway {
 fn rewrite_for_vendor(req: &mut RequestHeader, x: &Exchange) -> Result<()> {
     let had_body = req.headers.contains_key(header::CONTENT_LENGTH)
         || req.headers.contains_key(header::TRANSFER_ENCODING)
-        || x.request_bytes > 0;
+        || x.request.request_bytes > 0;
     let uri = x
         .upstream_path
         .parse::<http::Uri>()
@@ -166,7 +195,7 @@ fn rewrite_for_vendor(req: &mut RequestHeader, x: &Exchange) -> Result<()> {
     req.remove_header(&header::TRANSFER_ENCODING);
     req.remove_header(&header::EXPECT);
     if had_body {
-        req.insert_header(header::CONTENT_LENGTH, x.request_bytes.to_string())?;
+        req.insert_header(header::CONTENT_LENGTH, x.request.request_bytes.to_string())?;
     }
     Ok(())
 }
@@ -275,6 +304,7 @@ impl ProxyHttp for Gateway {
                 .and_then(|u| u.downcast_ref::<Arc<Exchange>>())
                 .cloned();
             ctx.vendor = exchange.as_ref().map(|x| x.vendor);
+            ctx.request = exchange.as_ref().map(|x| x.request.clone());
             ctx.exchange = exchange;
             ctx.is_subrequest = true;
             return match ctx.exchange {
@@ -296,20 +326,7 @@ impl ProxyHttp for Gateway {
                 respond::json(session, 200, body.to_string().into_bytes()).await;
             }
             Route::Admin => {
-                let allowed = ctx.client_ip.is_some_and(|ip| {
-                    self.shared
-                        .config
-                        .admin
-                        .allow
-                        .iter()
-                        .any(|c| c.contains(ip))
-                });
-                let e = if allowed {
-                    ProxyError::NotFound
-                } else {
-                    ProxyError::Forbidden
-                };
-                self.answer_error(session, ctx, None, e).await;
+                ctx.status = Some(crate::admin::handle(&self.shared, session, ctx.client_ip).await);
             }
             Route::Misdirected => {
                 self.answer_error(session, ctx, None, ProxyError::Misdirected)
@@ -335,7 +352,7 @@ impl ProxyHttp for Gateway {
         let Some(x) = ctx.exchange.as_ref() else {
             return Error::e_explain(ErrorType::InternalError, "no exchange for upstream_peer");
         };
-        let ep = &self.shared.config.endpoints[x.endpoint];
+        let ep = &self.shared.config.endpoints[x.request.endpoint];
         Ok(upstream::peer(
             x.addr,
             &ep.upstream,
@@ -363,6 +380,18 @@ impl ProxyHttp for Gateway {
     ) -> Result<()> {
         ctx.status = Some(resp.status.as_u16());
         ctx.first_byte.get_or_insert_with(Instant::now);
+        if let Some(vendor) = ctx.vendor {
+            let header = |name| {
+                resp.headers
+                    .get(name)
+                    .and_then(|v: &http::HeaderValue| v.to_str().ok())
+            };
+            ctx.usage = Some(UsageTap::new(
+                vendor,
+                header(header::CONTENT_TYPE),
+                header(header::CONTENT_ENCODING),
+            ));
+        }
         Ok(())
     }
 
@@ -370,11 +399,17 @@ impl ProxyHttp for Gateway {
         &self,
         _session: &mut Session,
         body: &mut Option<Bytes>,
-        _end_of_stream: bool,
+        end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<Option<Duration>> {
         if let Some(b) = body {
             ctx.response_bytes += b.len() as u64;
+            if let Some(tap) = ctx.usage.as_mut() {
+                tap.feed(b);
+            }
+        }
+        if end_of_stream {
+            ctx.response_done = true;
         }
         Ok(None)
     }
@@ -417,8 +452,27 @@ impl ProxyHttp for Gateway {
         if ctx.forwarded {
             return; // the subrequest records this exchange
         }
-        if let (Some(e), None) = (e, &ctx.error) {
-            ctx.error = Some(ProxyError::from_upstream(e));
+        let mut client_closed = false;
+        if let Some(e) = e {
+            if e.esource() == &pingora_core::ErrorSource::Downstream {
+                client_closed = true;
+            } else if ctx.error.is_none() {
+                ctx.error = Some(ProxyError::from_upstream(e));
+            }
+        }
+        if let Some(tap) = ctx.usage.as_mut() {
+            tap.finish();
+        }
+        if let Some(row) = record::audit_row(
+            &self.shared,
+            ctx,
+            client_closed
+                || (ctx.is_subrequest
+                    && !ctx.response_done
+                    && ctx.error.is_none()
+                    && ctx.status.is_some()),
+        ) {
+            self.shared.audit.send(row);
         }
         log::debug!(
             "request done vendor={} status={} error={} duration_ms={}",

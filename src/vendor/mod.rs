@@ -91,3 +91,16 @@ impl fmt::Display for Vendor {
         f.write_str(self.as_str())
     }
 }
+
+impl Vendor {
+    /// Folds one response document or stream event into the running usage.
+    pub fn absorb_usage(self, v: &serde_json::Value, u: &mut crate::usage::Usage) {
+        match self {
+            Vendor::Anthropic => anthropic::absorb_usage(v, u),
+            Vendor::Gemini => gemini::absorb_usage(v, u),
+            Vendor::OpenAi | Vendor::Mistral | Vendor::OpenAiCompatible => {
+                openai::absorb_usage(v, u)
+            }
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! The SQLite side: open (creating the folder), apply `sql/schema.sql` at its schema version,
+//! insert batches in one transaction, purge by age and by size.
+
+use super::AuditRow;
+use rusqlite::{params, Connection, OpenFlags};
+use std::path::Path;
+use std::time::Duration;
+
+pub const SCHEMA_SQL: &str = include_str!("../../sql/schema.sql");
+/// Bumped whenever `sql/schema.sql` changes; older databases are migrated in `migrate`.
+pub const SCHEMA_VERSION: i64 = 1;
+
+const INSERT: &str = "INSERT INTO audit_events (timestamp, event_type, client_ip, client_device, endpoint, vendor, \
+    http_method, http_path, model, stream, message_count, prompt_preview, prompt_chars, prompt_tokens, \
+    contains_sensitive, sensitive_kinds, response_status, response_tokens, tokens_estimated, response_duration_ms, \
+    first_byte_ms, request_bytes, response_bytes, policy_name, policy_result, policy_reason, mode, error_kind, \
+    user_agent, request_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
+    ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30)";
+
+/// Opens the database for writing, creating its folder and the schema.
+pub fn open_writer(path: &Path) -> Result<Connection, String> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create folder {}: {e}", dir.display()))?;
+    }
+    let conn =
+        Connection::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    conn.busy_timeout(Duration::from_millis(2000))
+        .map_err(|e| e.to_string())?;
+    // auto_vacuum must be chosen before the first table exists
+    conn.execute_batch(
+        "PRAGMA auto_vacuum = INCREMENTAL; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;",
+    )
+    .map_err(|e| format!("cannot set up {}: {e}", path.display()))?;
+    migrate(&conn).map_err(|e| format!("cannot apply schema to {}: {e}", path.display()))?;
+    Ok(conn)
+}
+
+/// Opens a read-only connection for the admin API (WAL: readers never block the writer).
+pub fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(Duration::from_millis(1000))?;
+    Ok(conn)
+}
+
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version > SCHEMA_VERSION {
+        log::warn!("audit database schema is newer than this yori version={version} supported={SCHEMA_VERSION}");
+    }
+    // version 0 -> 1: the whole schema (all statements are IF NOT EXISTS)
+    conn.execute_batch(SCHEMA_SQL)?;
+    if version < SCHEMA_VERSION {
+        conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
+    }
+    Ok(())
+}
+
+/// Inserts every row in one transaction; all or nothing.
+pub fn insert_batch(conn: &mut Connection, rows: &[AuditRow]) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    {
+        let mut stmt = tx.prepare_cached(INSERT)?;
+        for r in rows {
+            stmt.execute(params![
+                r.timestamp,
+                r.event_type,
+                r.client_ip,
+                r.client_device,
+                r.endpoint,
+                r.vendor,
+                r.http_method,
+                r.http_path,
+                r.model,
+                r.stream,
+                r.message_count,
+                r.prompt_preview,
+                r.prompt_chars,
+                r.prompt_tokens,
+                r.contains_sensitive,
+                r.sensitive_kinds,
+                r.response_status,
+                r.response_tokens,
+                r.tokens_estimated,
+                r.response_duration_ms,
+                r.first_byte_ms,
+                r.request_bytes,
+                r.response_bytes,
+                r.policy_name,
+                r.policy_result,
+                r.policy_reason,
+                r.mode,
+                r.error_kind,
+                r.user_agent,
+                r.request_id,
+            ])?;
+        }
+    }
+    tx.commit()
+}
+
+/// Deletes rows older than `retention_days`, then the oldest rows while the data is above
+/// `max_bytes`. Returns how many rows went.
+pub fn purge(conn: &Connection, retention_days: u32, max_bytes: u64) -> rusqlite::Result<usize> {
+    let cutoff = (chrono::Utc::now() - chrono::Duration::days(retention_days as i64))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let mut deleted = conn.execute("DELETE FROM audit_events WHERE timestamp < ?1", [cutoff])?;
+    for _ in 0..20 {
+        if used_bytes(conn)? <= max_bytes {
+            break;
+        }
+        let count: i64 = conn.query_row("SELECT COUNT(*) FROM audit_events", [], |r| r.get(0))?;
+        if count == 0 {
+            break;
+        }
+        let n = (count / 10).max(1);
+        deleted += conn.execute(
+            "DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events ORDER BY id LIMIT ?1)",
+            [n],
+        )?;
+        conn.execute_batch("PRAGMA incremental_vacuum")?;
+    }
+    if deleted > 0 {
+        conn.execute_batch("PRAGMA incremental_vacuum")?;
+    }
+    Ok(deleted)
+}
+
+fn used_bytes(conn: &Connection) -> rusqlite::Result<u64> {
+    let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+    let free: i64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+    let size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+    Ok(((pages - free).max(0) * size) as u64)
+}
