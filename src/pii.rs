@@ -15,6 +15,9 @@ struct Detector {
     kind: &'static str,
     re: Regex,
     valid: fn(&str) -> bool,
+    /// A match that fails `valid` still hides its span from later detectors (a 16-digit number
+    /// that fails Luhn is not a phone number either).
+    claims_invalid: bool,
 }
 
 fn always(_: &str) -> bool {
@@ -26,6 +29,7 @@ static DETECTORS: Lazy<Vec<Detector>> = Lazy::new(|| {
         kind,
         re: Regex::new(re).unwrap_or_else(|e| panic!("pii regex {kind}: {e}")),
         valid,
+        claims_invalid: [CARD, IBAN, SSN].contains(&kind),
     };
     // order matters for redaction: secrets and IBANs before the digit-run patterns
     vec![
@@ -54,39 +58,44 @@ static DETECTORS: Lazy<Vec<Detector>> = Lazy::new(|| {
     ]
 });
 
-/// The kinds found in `text`, each once, in a fixed order.
-pub fn scan(text: &str) -> Vec<&'static str> {
-    let mut found = Vec::new();
-    let mut taken: Vec<(usize, usize)> = Vec::new();
+/// Non-overlapping detected items as (start, end, kind), in text order.
+fn spans(text: &str) -> Vec<(usize, usize, &'static str)> {
+    let mut taken: Vec<(usize, usize, Option<&'static str>)> = Vec::new();
     for d in DETECTORS.iter() {
         for m in d.re.find_iter(text) {
-            let overlaps = taken.iter().any(|(s, e)| m.start() < *e && *s < m.end());
-            if !overlaps && (d.valid)(m.as_str()) {
-                taken.push((m.start(), m.end()));
-                if !found.contains(&d.kind) {
-                    found.push(d.kind);
-                }
+            if taken.iter().any(|(s, e, _)| m.start() < *e && *s < m.end()) {
+                continue;
+            }
+            if (d.valid)(m.as_str()) {
+                taken.push((m.start(), m.end(), Some(d.kind)));
+            } else if d.claims_invalid {
+                taken.push((m.start(), m.end(), None));
             }
         }
     }
+    let mut found: Vec<_> = taken
+        .into_iter()
+        .filter_map(|(s, e, k)| k.map(|k| (s, e, k)))
+        .collect();
+    found.sort_unstable();
     found
+}
+
+/// The kinds found in `text`, each once, in detector order.
+pub fn scan(text: &str) -> Vec<&'static str> {
+    let found = spans(text);
+    DETECTORS
+        .iter()
+        .map(|d| d.kind)
+        .filter(|k| found.iter().any(|(_, _, f)| f == k))
+        .collect()
 }
 
 /// `text` with every detected item replaced by `[kind]`.
 pub fn redact(text: &str) -> String {
-    let mut spans: Vec<(usize, usize, &'static str)> = Vec::new();
-    for d in DETECTORS.iter() {
-        for m in d.re.find_iter(text) {
-            let overlaps = spans.iter().any(|(s, e, _)| m.start() < *e && *s < m.end());
-            if !overlaps && (d.valid)(m.as_str()) {
-                spans.push((m.start(), m.end(), d.kind));
-            }
-        }
-    }
-    spans.sort_unstable();
     let mut out = String::with_capacity(text.len());
     let mut at = 0;
-    for (s, e, kind) in spans {
+    for (s, e, kind) in spans(text) {
         out.push_str(&text[at..s]);
         out.push('[');
         out.push_str(kind);
@@ -123,7 +132,7 @@ fn luhn_ok(s: &str) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 fn ssn_ok(s: &str) -> bool {
