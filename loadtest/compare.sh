@@ -23,6 +23,8 @@ listen: 127.0.0.1:$YORI
 endpoints:
   - vendor: openai
     upstream: http://127.0.0.1:$MOCK
+audit:
+  database: $work/audit.db
 server:
   threads: $THREADS
   pid_file: $work/yori.pid
@@ -54,6 +56,9 @@ out="loadtest/results/compare-$(date -u +%Y%m%dT%H%M%SZ).txt"
     awk -v a="$(cat "$work/yori-$k.rps")" -v b="$(cat "$work/direct-$k.rps")" -v k="$k" 'BEGIN {printf "ratio yori/direct %-6s %.2f\n", k, a/b}'
   done
   echo "yori peak RSS: $(awk '/VmHWM/ {print $2 " " $3}' /proc/$YPID/status)"
+  sent=$(awk '/requests in/ {s+=$1} END {print s}' "$work"/yori-*.txt)
+  kill -TERM "$YPID"; for _ in $(seq 100); do kill -0 "$YPID" 2>/dev/null || break; sleep 0.1; done
+  echo "audit rows written: $(sqlite3 "$work/audit.db" 'SELECT COUNT(*) FROM audit_events') for $sent requests completed by wrk (wrk cuts in-flight requests at the end of each run)"
   echo "yori errors in wrk output: $(grep -h 'Non-2xx\|Socket errors' "$work"/yori-*.txt | tr '\n' ' ' || true)"
 } | tee "$out"
 echo "written: $out"

@@ -74,7 +74,7 @@ pub static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
 
 #[derive(Clone)]
 pub struct AuditSender {
-    tx: SyncSender<AuditRow>,
+    tx: SyncSender<Box<AuditRow>>,
     pub stats: Arc<AuditStats>,
     last_drop_log: Arc<Mutex<Option<Instant>>>,
 }
@@ -82,7 +82,8 @@ pub struct AuditSender {
 impl AuditSender {
     /// Queues a row without blocking; a full queue drops it (counted, logged once a minute).
     pub fn send(&self, row: AuditRow) {
-        match self.tx.try_send(row) {
+        // boxed: the bounded channel preallocates its slots, so keep them pointer-sized
+        match self.tx.try_send(Box::new(row)) {
             Ok(()) => {
                 self.stats.queued.fetch_add(1, Ordering::Relaxed);
                 self.stats.pending.fetch_add(1, Ordering::Relaxed);
@@ -104,7 +105,7 @@ impl AuditSender {
 
 /// The background service that owns the writer thread.
 pub struct AuditService {
-    rx: Mutex<Option<Receiver<AuditRow>>>,
+    rx: Mutex<Option<Receiver<Box<AuditRow>>>>,
     config: AuditConfig,
     stats: Arc<AuditStats>,
     /// How long to wait for in-flight requests after SIGTERM before the final flush.
@@ -168,7 +169,7 @@ impl BackgroundService for AuditService {
 }
 
 struct Writer {
-    rx: Receiver<AuditRow>,
+    rx: Receiver<Box<AuditRow>>,
     config: AuditConfig,
     stats: Arc<AuditStats>,
     stop: Arc<AtomicBool>,
@@ -194,10 +195,10 @@ impl Writer {
                 interval.min(Duration::from_millis(100))
             }) {
                 Ok(row) => {
-                    pending.push(row);
+                    pending.push(*row);
                     while pending.len() < self.config.batch_size * 4 {
                         match self.rx.try_recv() {
-                            Ok(row) => pending.push(row),
+                            Ok(row) => pending.push(*row),
                             Err(_) => break,
                         }
                     }
@@ -264,7 +265,7 @@ impl Writer {
             }
             if stopping
                 && (pending.is_empty() || conn.is_none())
-                && self.rx.try_recv().map(|r| pending.push(r)).is_err()
+                && self.rx.try_recv().map(|r| pending.push(*r)).is_err()
             {
                 let lost = pending.len() as u64;
                 if lost > 0 {
