@@ -29,7 +29,7 @@ fn row(i: u64) -> AuditRow {
         http_method: "POST".into(),
         http_path: "/v1/chat/completions".into(),
         model: Some("gpt-4o-mini".into()),
-        stream: i % 2 == 0,
+        stream: i.is_multiple_of(2),
         message_count: Some(3),
         prompt_preview: Some(format!("please help me with my homework question number {i}, it is about the water cycle and how clouds form over the ocean")),
         prompt_chars: Some(120),
