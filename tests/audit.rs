@@ -652,3 +652,37 @@ async fn brief_sqlite3_commands_work_on_a_live_database() {
     assert!(text.trim().ends_with("|api.openai.com|1"), "{text}");
     drop(yori);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_hanging_up_mid_stream_still_gets_its_row() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mock = start_mock().await;
+    let (dir, yaml) = audit_config(&mock, "");
+    let yori = Yori::start(&yaml);
+    let body = VENDORS[1].body("a long story", true);
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", yori.port))
+        .await
+        .unwrap();
+    let req = format!("POST /anthropic/v1/messages HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nx-mock-delay-ms: 100\r\nx-mock-events: 40\r\ncontent-length: {}\r\n\r\n{body}", body.len());
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let mut got = Vec::new();
+    while !String::from_utf8_lossy(&got).contains("content_block_delta") {
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(n > 0);
+        got.extend_from_slice(&buf[..n]);
+    }
+    drop(s);
+    let c = rows_eventually(&dir, 1);
+    let (status, kind, prompt_tokens): (i64, Option<String>, i64) = c
+        .query_row(
+            "SELECT response_status, error_kind, prompt_tokens FROM audit_events",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (status, kind.as_deref(), prompt_tokens),
+        (200, Some("client_closed"), mock::PROMPT_TOKENS as i64)
+    );
+}

@@ -408,7 +408,11 @@ async fn client_leaving_mid_stream_and_vendor_cutting_the_stream_do_not_hurt_the
     let r = post(
         yori.port,
         "/openai/v1/chat/completions",
-        &[("x-mock-fail", "close"), ("x-mock-events", "6")],
+        &[
+            ("x-mock-fail", "close"),
+            ("x-mock-events", "6"),
+            ("x-mock-delay-ms", "30"),
+        ],
         VENDORS[0].body("hi", true),
     )
     .await;
@@ -441,4 +445,27 @@ async fn health_answers_on_any_host() {
             serde_json::json!({"status": "healthy", "version": env!("CARGO_PKG_VERSION")})
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_openai_compatible_endpoint_by_prefix_and_host_with_base_path() {
+    let mock = start_mock().await;
+    let yori = Yori::start(&format!(
+        "endpoints:\n  - vendor: openai_compatible\n    name: ollama\n    domain: ollama.home.lan\n    upstream: {}/proxy-base\n",
+        mock.url()
+    ));
+    let r = post(
+        yori.port,
+        "/ollama/v1/chat/completions",
+        &[],
+        VENDORS[0].body("hi", false),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = post(yori.port, "/v1/models", &[("host", "ollama.home.lan")], "").await;
+    assert_eq!(r.status, 200);
+    let seen = mock.requests();
+    assert_eq!(seen[0].path, "/proxy-base/v1/chat/completions");
+    assert_eq!(seen[0].host, "ollama.home.lan");
+    assert_eq!(seen[1].path, "/proxy-base/v1/models");
 }

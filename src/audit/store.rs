@@ -135,3 +135,75 @@ fn used_bytes(conn: &Connection) -> rusqlite::Result<u64> {
     let size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
     Ok(((pages - free).max(0) * size) as u64)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(i: usize, timestamp: &str) -> AuditRow {
+        AuditRow {
+            timestamp: timestamp.to_string(),
+            event_type: super::super::EVENT_REQUEST,
+            prompt_preview: Some("x".repeat(500)),
+            policy_result: "allow",
+            mode: "observe",
+            request_id: format!("t-{i}"),
+            ..AuditRow::default()
+        }
+    }
+
+    fn count(c: &Connection) -> i64 {
+        c.query_row("SELECT COUNT(*) FROM audit_events", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn schema_is_versioned_and_reopening_keeps_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested/folder/audit.db");
+        let mut c = open_writer(&path).unwrap();
+        insert_batch(&mut c, &[row(1, "2026-12-01T10:00:00.000Z")]).unwrap();
+        drop(c);
+        let c = open_writer(&path).unwrap();
+        assert_eq!(count(&c), 1);
+        let v: i64 = c
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+        let mode: String = c
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+    }
+
+    #[test]
+    fn retention_removes_only_old_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = open_writer(&dir.path().join("a.db")).unwrap();
+        let now = chrono::Utc::now();
+        let old =
+            (now - chrono::Duration::days(40)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let recent =
+            (now - chrono::Duration::days(2)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        insert_batch(&mut c, &[row(1, &old), row(2, &recent), row(3, &old)]).unwrap();
+        assert_eq!(purge(&c, 30, u64::MAX).unwrap(), 2);
+        assert_eq!(count(&c), 1);
+    }
+
+    #[test]
+    fn size_cap_drops_the_oldest_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = open_writer(&dir.path().join("b.db")).unwrap();
+        let ts = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let rows: Vec<AuditRow> = (0..4000).map(|i| row(i, &ts)).collect();
+        insert_batch(&mut c, &rows).unwrap();
+        let cap = 512 * 1024;
+        assert!(used_bytes(&c).unwrap() > cap);
+        assert!(purge(&c, 365, cap).unwrap() > 0);
+        assert!(used_bytes(&c).unwrap() <= cap);
+        let first: i64 = c
+            .query_row("SELECT MIN(id) FROM audit_events", [], |r| r.get(0))
+            .unwrap();
+        assert!(first > 1, "the oldest rows went first");
+    }
+}

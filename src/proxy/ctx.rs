@@ -6,7 +6,7 @@ use crate::facts::RequestFacts;
 use crate::usage::UsageTap;
 use crate::vendor::Vendor;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -37,6 +37,9 @@ pub struct Exchange {
     pub domain: String,
     /// Resolved upstream address.
     pub addr: SocketAddr,
+    /// Set by the parent when the device went away mid-answer (before the subrequest is cut off),
+    /// so the row says `client_closed` rather than an upstream failure.
+    pub client_gone: AtomicBool,
 }
 
 pub struct RequestCtx {

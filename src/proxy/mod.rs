@@ -34,6 +34,7 @@ use pingora_proxy::subrequest::{BodyMode, Ctx as SubrequestCtx};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -163,6 +164,7 @@ impl Gateway {
             request,
             facts,
             addr,
+            client_gone: AtomicBool::new(false),
         });
         ctx.forwarded = true;
         ctx.exchange = Some(exchange.clone());
@@ -230,7 +232,7 @@ async fn replay(
     };
     let sub_ctx = SubrequestCtx::builder()
         .body_mode(BodyMode::ExpectBody)
-        .user_ctx(Box::new(exchange))
+        .user_ctx(Box::new(exchange.clone()))
         .build();
     let (sub, handle) = spawner.create_subrequest(session.as_downstream(), sub_ctx);
     let input = if body.is_empty() {
@@ -251,7 +253,13 @@ async fn replay(
             finish_subrequest(state).await;
             Ok(())
         }
-        Err(e) => Err((e.error, e.state.header_received)),
+        Err(e) => {
+            if !e.from_subreq {
+                // the device is gone; flag it before the pipe (held by `e`) is dropped
+                exchange.client_gone.store(true, Ordering::Release);
+            }
+            Err((e.error, e.state.header_received))
+        }
     }
 }
 
@@ -460,18 +468,22 @@ impl ProxyHttp for Gateway {
                 ctx.error = Some(ProxyError::from_upstream(e));
             }
         }
+        if ctx
+            .exchange
+            .as_ref()
+            .is_some_and(|x| x.client_gone.load(Ordering::Acquire))
+        {
+            // what looked like a broken pipe to the vendor side was the device leaving
+            client_closed = true;
+            ctx.error = None;
+        }
         if let Some(tap) = ctx.usage.as_mut() {
             tap.finish();
         }
-        if let Some(row) = record::audit_row(
-            &self.shared,
-            ctx,
-            client_closed
-                || (ctx.is_subrequest
-                    && !ctx.response_done
-                    && ctx.error.is_none()
-                    && ctx.status.is_some()),
-        ) {
+        // an answer that started but never finished, with no error seen, also lost its client
+        let unfinished =
+            ctx.is_subrequest && !ctx.response_done && ctx.error.is_none() && ctx.status.is_some();
+        if let Some(row) = record::audit_row(&self.shared, ctx, client_closed || unfinished) {
             self.shared.audit.send(row);
         }
         log::debug!(
