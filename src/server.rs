@@ -46,6 +46,12 @@ pub fn build(config: Config, args: &RunArgs) -> anyhow::Result<Server> {
             .saturating_sub(300)
             .max(200),
     );
+    // create the folder and schema before serving, so the admin API and the operator see at once
+    // whether the audit path works; the writer retries on its own if it does not
+    match audit::store::open_writer(&config.audit.database) {
+        Ok(_) => log::info!("audit database ready path={}", config.audit.database.display()),
+        Err(e) => log::error!("audit database unusable at start, proxying continues but rows are dropped until it is fixed: {e}"),
+    }
     let (audit, audit_service) = audit::channel(&config.audit, drain_wait);
     let devices = config
         .devices

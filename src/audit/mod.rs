@@ -217,6 +217,12 @@ impl Writer {
             if conn.is_none() && last_open_try.elapsed() >= REOPEN_EVERY {
                 last_open_try = Instant::now();
                 conn = self.open();
+                if conn.is_some() {
+                    log::info!(
+                        "audit database usable again path={}",
+                        self.config.database.display()
+                    );
+                }
             }
             if due && !pending.is_empty() {
                 if let Some(c) = conn.as_mut() {
