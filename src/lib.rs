@@ -11,6 +11,7 @@ pub mod config;
 pub mod error;
 pub mod facts;
 pub mod pii;
+pub mod policy;
 pub mod proxy;
 pub mod record;
 pub mod respond;

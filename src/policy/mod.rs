@@ -1,0 +1,257 @@
+//! Household rules in Rego, evaluated in-process with regorus.
+//!
+//! Every `*.rego` file declares `package yori.<name>` and a rule `decision` =
+//! `{"action": "allow"|"alert"|"block", "reason": "..."}`. Each policy is compiled once at start
+//! into its own `CompiledPolicy` (shared by all requests, no lock); the most severe action wins.
+//! An evaluation error allows the request (fail-open) and is reported in the verdict.
+
+pub mod input;
+
+use regorus::{CompiledPolicy, Engine, Value};
+use std::path::{Path, PathBuf};
+
+/// The policies shipped in `conf/policies/`, built in for the default configuration.
+pub const SHIPPED: &[(&str, &str)] = &[
+    (
+        "home_default.rego",
+        include_str!("../../conf/policies/home_default.rego"),
+    ),
+    (
+        "bedtime.rego",
+        include_str!("../../conf/policies/bedtime.rego"),
+    ),
+    (
+        "high_usage.rego",
+        include_str!("../../conf/policies/high_usage.rego"),
+    ),
+    (
+        "homework.rego",
+        include_str!("../../conf/policies/homework.rego"),
+    ),
+    (
+        "privacy.rego",
+        include_str!("../../conf/policies/privacy.rego"),
+    ),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Action {
+    Allow,
+    Alert,
+    Block,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Allow => "allow",
+            Action::Alert => "alert",
+            Action::Block => "block",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Action> {
+        match s {
+            "allow" => Some(Action::Allow),
+            "alert" => Some(Action::Alert),
+            "block" => Some(Action::Block),
+            _ => None,
+        }
+    }
+}
+
+/// The combined decision for one request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    pub action: Action,
+    /// The policy whose decision won (`None` when every policy allowed without a reason).
+    pub policy: Option<String>,
+    pub reason: Option<String>,
+    /// Policies that failed to evaluate (the request was allowed as far as they are concerned).
+    pub errors: Vec<String>,
+}
+
+impl Verdict {
+    pub fn allow() -> Verdict {
+        Verdict {
+            action: Action::Allow,
+            policy: None,
+            reason: None,
+            errors: Vec::new(),
+        }
+    }
+}
+
+struct Policy {
+    name: String,
+    compiled: CompiledPolicy,
+}
+
+pub struct PolicySet {
+    policies: Vec<Policy>,
+    /// Where they came from, for logs (`(built-in)` for the shipped set).
+    pub origin: String,
+}
+
+/// Where to read policies from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    BuiltIn,
+    Directory(PathBuf),
+}
+
+impl PolicySet {
+    /// Loads and compiles every policy (restricted to `enabled` when given), with `data` under
+    /// `data.settings`. All problems are returned at once, each naming its file (and line).
+    pub fn load(
+        source: &Source,
+        enabled: Option<&[String]>,
+        data: &serde_json::Value,
+    ) -> Result<PolicySet, Vec<String>> {
+        let files: Vec<(String, String)> = match source {
+            Source::BuiltIn => SHIPPED
+                .iter()
+                .map(|(n, t)| (n.to_string(), t.to_string()))
+                .collect(),
+            Source::Directory(dir) => read_dir(dir)?,
+        };
+        let origin = match source {
+            Source::BuiltIn => "(built-in)".to_string(),
+            Source::Directory(d) => d.display().to_string(),
+        };
+        let mut problems = Vec::new();
+        let mut policies = Vec::new();
+        for (file, text) in files {
+            let name = file.trim_end_matches(".rego").to_string();
+            if enabled.is_some_and(|e| !e.iter().any(|n| n == &name)) {
+                continue;
+            }
+            match compile(&file, &text, &name, data) {
+                Ok(compiled) => policies.push(Policy { name, compiled }),
+                Err(e) => problems.push(e),
+            }
+        }
+        if let Some(enabled) = enabled {
+            for n in enabled {
+                if !policies.iter().any(|p| &p.name == n)
+                    && !problems.iter().any(|p| p.contains(&format!("{n}.rego")))
+                {
+                    problems.push(format!(
+                        "policies.enabled: no policy file {n}.rego in {origin}"
+                    ));
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(PolicySet { policies, origin })
+        } else {
+            Err(problems)
+        }
+    }
+
+    pub fn names(&self) -> Vec<&str> {
+        self.policies.iter().map(|p| p.name.as_str()).collect()
+    }
+
+    /// Evaluates every policy (or only `only`) and combines: block > alert > allow; among equals
+    /// the first in file order wins.
+    pub fn evaluate(&self, input: &Value, only: Option<&str>) -> Verdict {
+        let mut verdict = Verdict::allow();
+        for p in self
+            .policies
+            .iter()
+            .filter(|p| only.is_none_or(|o| o == p.name))
+        {
+            match decide(&p.compiled, input) {
+                Ok((action, reason)) => {
+                    let better = action > verdict.action
+                        || (verdict.policy.is_none()
+                            && action == verdict.action
+                            && !reason.is_empty());
+                    if better {
+                        verdict.action = action;
+                        verdict.policy = Some(p.name.clone());
+                        verdict.reason = Some(reason).filter(|r| !r.is_empty());
+                    }
+                }
+                Err(e) => verdict.errors.push(format!("{}: {e}", p.name)),
+            }
+        }
+        verdict
+    }
+}
+
+fn read_dir(dir: &Path) -> Result<Vec<(String, String)>, Vec<String>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        vec![format!(
+            "policies.directory: cannot read {}: {e}",
+            dir.display()
+        )]
+    })?;
+    let mut files = Vec::new();
+    let mut problems = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|x| x == "rego") {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            match std::fs::read_to_string(&path) {
+                Ok(t) => files.push((name, t)),
+                Err(e) => problems.push(format!("{}: cannot read: {e}", path.display())),
+            }
+        }
+    }
+    files.sort();
+    if problems.is_empty() {
+        Ok(files)
+    } else {
+        Err(problems)
+    }
+}
+
+fn compile(
+    file: &str,
+    text: &str,
+    name: &str,
+    data: &serde_json::Value,
+) -> Result<CompiledPolicy, String> {
+    let mut engine = Engine::new();
+    engine.set_rego_v0(false);
+    let package = engine
+        .add_policy(file.to_string(), text.to_string())
+        .map_err(|e| format!("{e}"))?;
+    let expected = format!("data.yori.{name}");
+    if package != expected {
+        return Err(format!("{file}: declares `package {}` but must declare `package yori.{name}` (the file's name)", package.trim_start_matches("data.")));
+    }
+    engine
+        .add_data(Value::from(serde_json::json!({ "settings": data })))
+        .map_err(|e| format!("{file}: policies.data: {e}"))?;
+    let entry = format!("{expected}.decision");
+    engine
+        .compile_with_entrypoint(&entry.as_str().into())
+        .map_err(|e| format!("{file}: {e}"))
+}
+
+fn decide(compiled: &CompiledPolicy, input: &Value) -> Result<(Action, String), String> {
+    let out = compiled
+        .eval_with_input(input.clone())
+        .map_err(|e| e.to_string())?;
+    if out == Value::Undefined {
+        return Ok((Action::Allow, String::new()));
+    }
+    let action = out["action"]
+        .as_string()
+        .map_err(|_| "decision has no string `action`".to_string())?;
+    let action = Action::parse(action.as_ref())
+        .ok_or_else(|| format!("decision action `{action}` is not allow, alert or block"))?;
+    let reason = match &out["reason"] {
+        Value::String(s) => s.to_string(),
+        _ => String::new(),
+    };
+    Ok((action, reason))
+}
+
+#[cfg(test)]
+mod tests;
