@@ -40,6 +40,22 @@ pub struct RunArgs {
 pub enum Command {
     /// Run the gateway (the default when no verb is given).
     Run(RunArgs),
-    /// Validate the config; prints every problem and exits 2 if there is one.
+    /// Validate the config and compile every policy; prints every problem and exits 2 if there is one.
     Check,
+    /// Household policies.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PolicyCommand {
+    /// Print the decision for a policy input document (a dry run, for writing your own rules).
+    Test {
+        /// JSON input document, as a policy sees it (see DESIGN.md, "Policy input document").
+        #[arg(long, value_name = "FILE")]
+        input: PathBuf,
+        /// Evaluate only this policy (its file name without .rego).
+        #[arg(long, value_name = "NAME")]
+        policy: Option<String>,
+    },
 }

@@ -3,7 +3,7 @@
 
 use clap::Parser;
 use std::process::ExitCode;
-use yori::cli::{Cli, Command};
+use yori::cli::{Cli, Command, PolicyCommand};
 use yori::config;
 
 fn main() -> ExitCode {
@@ -22,6 +22,13 @@ fn main() -> ExitCode {
                 );
                 ExitCode::SUCCESS
             }
+            Err(e) => {
+                eprint!("{e}");
+                ExitCode::from(2)
+            }
+        },
+        Some(Command::Policy(PolicyCommand::Test { input, policy })) => match loaded {
+            Ok(c) => policy_test(&c, &input, policy.as_deref()),
             Err(e) => {
                 eprint!("{e}");
                 ExitCode::from(2)
@@ -54,4 +61,39 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// `yori policy test`: evaluates the input document and prints the combined decision.
+fn policy_test(config: &config::Config, input: &std::path::Path, only: Option<&str>) -> ExitCode {
+    let set = &config.policies.set;
+    if let Some(name) = only {
+        if !set.names().contains(&name) {
+            eprintln!(
+                "no policy `{name}` (loaded from {}: {})",
+                set.origin,
+                set.names().join(", ")
+            );
+            return ExitCode::from(2);
+        }
+    }
+    let doc = match std::fs::read_to_string(input)
+        .map_err(|e| e.to_string())
+        .and_then(|t| regorus::Value::from_json_str(&t).map_err(|e| e.to_string()))
+    {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("cannot read the input document {}: {e}", input.display());
+            return ExitCode::from(2);
+        }
+    };
+    let v = set.evaluate(&doc, only);
+    let out = serde_json::json!({
+        "action": v.action.as_str(),
+        "policy": v.policy,
+        "reason": v.reason,
+        "errors": v.errors,
+        "policies": set.names(),
+    });
+    println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+    ExitCode::SUCCESS
 }

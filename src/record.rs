@@ -2,7 +2,7 @@
 //! exchange from `logging()`: by the subrequest for forwarded requests, by the parent for vendor
 //! requests it answered itself.
 
-use crate::audit::{AuditRow, EVENT_REQUEST};
+use crate::audit::{AuditRow, EVENT_BLOCK, EVENT_REQUEST};
 use crate::facts::preview;
 use crate::pii;
 use crate::proxy::{RequestCtx, Shared};
@@ -42,6 +42,11 @@ pub fn audit_row(shared: &Shared, ctx: &RequestCtx, client_closed: bool) -> Opti
                 cut.to_string()
             }
         });
+    let policy = ctx
+        .exchange
+        .as_ref()
+        .map(|x| &x.policy)
+        .or(ctx.policy.as_ref());
     let tokens = ctx
         .usage
         .as_ref()
@@ -58,7 +63,11 @@ pub fn audit_row(shared: &Shared, ctx: &RequestCtx, client_closed: bool) -> Opti
         timestamp: req
             .started_at
             .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        event_type: EVENT_REQUEST,
+        event_type: if ctx.blocked {
+            EVENT_BLOCK
+        } else {
+            EVENT_REQUEST
+        },
         client_ip: ctx.client_ip.map(|ip| ip.to_string()),
         client_device: ctx
             .client_ip
@@ -86,9 +95,9 @@ pub fn audit_row(shared: &Shared, ctx: &RequestCtx, client_closed: bool) -> Opti
             .map(|t| t.duration_since(req.started).as_millis() as i64),
         request_bytes: req.request_bytes as i64,
         response_bytes: ctx.response_bytes as i64,
-        policy_name: None,
-        policy_result: "allow",
-        policy_reason: None,
+        policy_name: policy.and_then(|g| g.verdict.policy.clone()),
+        policy_result: policy.map_or("allow", |g| g.verdict.action.as_str()),
+        policy_reason: policy.and_then(|g| g.recorded_reason()),
         mode: config.mode.as_str(),
         error_kind,
         user_agent: req.user_agent.clone(),

@@ -3,7 +3,8 @@
 use crate::audit;
 use crate::cli::RunArgs;
 use crate::config::Config;
-use crate::proxy::{Gateway, Shared};
+use crate::policy::input::UsageCounters;
+use crate::proxy::{Clock, Gateway, Shared};
 use crate::route::Router;
 use crate::upstream::Resolver;
 use pingora_core::apps::HttpServerOptions;
@@ -58,11 +59,27 @@ pub fn build(config: Config, args: &RunArgs) -> anyhow::Result<Server> {
         .iter()
         .map(|d| (d.ip, d.name.clone()))
         .collect();
+    let clock = Clock::from_env();
+    let counters = UsageCounters::default();
+    match audit::store::open_reader(&config.audit.database)
+        .and_then(|c| counters.seed(&c, clock.now()))
+    {
+        Ok(n) => log::debug!("usage counters seeded from the audit log clients={n}"),
+        Err(e) => log::warn!("usage counters start at zero, audit log unreadable error={e}"),
+    }
+    log::info!(
+        "policies loaded origin={} policies={} mode={}",
+        config.policies.set.origin,
+        config.policies.set.names().join(","),
+        config.mode.as_str()
+    );
     let shared = Arc::new(Shared {
         router: Router::new(&config),
         resolver: Resolver::default(),
         audit,
         devices,
+        counters,
+        clock,
         config,
     });
     server.add_service(background_service("yori audit writer", audit_service));

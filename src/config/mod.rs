@@ -198,6 +198,35 @@ pub struct AuditConfig {
     pub max_database_bytes: u64,
 }
 
+/// Household rules, compiled once at load.
+#[derive(Clone)]
+pub struct Policies {
+    pub set: std::sync::Arc<crate::policy::PolicySet>,
+    /// The verdict when no policy has anything to say (no policy loaded).
+    pub default: crate::policy::Action,
+}
+
+impl std::fmt::Debug for Policies {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Policies({} from {}, default {:?})",
+            self.set.names().join(","),
+            self.set.origin,
+            self.default
+        )
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Enforcement {
+    pub consent_accepted: bool,
+    /// Client IPs never blocked (device names from `allowlist` resolved through `devices`).
+    pub allowlist: Vec<IpAddr>,
+    /// Emergency switch: nothing is blocked, whatever the mode.
+    pub disabled: bool,
+}
+
 #[derive(Debug, Clone)]
 pub struct Admin {
     pub allow: Vec<Cidr>,
@@ -225,6 +254,8 @@ pub struct Config {
     pub default_vendor: Option<usize>,
     pub devices: Vec<Device>,
     pub audit: AuditConfig,
+    pub policies: Policies,
+    pub enforcement: Enforcement,
     pub admin: Admin,
     pub limits: Limits,
     pub server: ServerSettings,
@@ -290,6 +321,8 @@ const TOP_KEYS: &[&str] = &[
     "default_vendor",
     "devices",
     "audit",
+    "policies",
+    "enforcement",
     "admin",
     "limits",
     "server",
@@ -389,6 +422,93 @@ pub fn parse_str(text: &str, source: Option<&Path>) -> Result<Config, ConfigErro
             << 20,
     };
 
+    let po = Section::new(
+        top.get("policies"),
+        "policies",
+        &["directory", "enabled", "default", "data"],
+        &mut p,
+    );
+    let policy_source = match po.string("directory", &mut p) {
+        Some(d) => crate::policy::Source::Directory(PathBuf::from(d)),
+        None if Path::new(DEFAULT_POLICY_DIR).is_dir() => {
+            crate::policy::Source::Directory(DEFAULT_POLICY_DIR.into())
+        }
+        None => crate::policy::Source::BuiltIn,
+    };
+    let enabled = po.list("enabled", &mut p, |v, path, p| {
+        string_item(v, path, p, |s| Ok(s.to_string()))
+    });
+    let default_action = po
+        .parsed("default", &mut p, |s| {
+            crate::policy::Action::parse(s)
+                .ok_or_else(|| format!("`{s}` is not allow, alert or block"))
+        })
+        .unwrap_or(crate::policy::Action::Allow);
+    let data = match po.get("data") {
+        None => serde_json::json!({}),
+        Some(v @ Value::Mapping(_)) => serde_json::to_value(v).unwrap_or_else(|e| {
+            p.push(
+                "policies.data",
+                format!("cannot be used as policy data: {e}"),
+            );
+            serde_json::json!({})
+        }),
+        Some(_) => {
+            p.push(
+                "policies.data",
+                "expected a mapping (settings per policy, e.g. bedtime: {start_hour: 21})",
+            );
+            serde_json::json!({})
+        }
+    };
+    let policy_set = match crate::policy::PolicySet::load(&policy_source, enabled.as_deref(), &data)
+    {
+        Ok(set) => Some(set),
+        Err(errors) => {
+            for e in errors {
+                p.push("policies", e);
+            }
+            None
+        }
+    };
+
+    let en = Section::new(
+        top.get("enforcement"),
+        "enforcement",
+        &["consent_accepted", "allowlist", "disabled"],
+        &mut p,
+    );
+    let consent_accepted = en.boolean("consent_accepted", &mut p).unwrap_or(false);
+    if mode == Mode::Enforce && !consent_accepted {
+        p.push(
+            "enforcement.consent_accepted",
+            "enforce mode blocks requests from the household's devices; set enforcement.consent_accepted: true to confirm you have told them",
+        );
+    }
+    let allow_entries = en
+        .list("allowlist", &mut p, |v, path, p| {
+            string_item(v, path, p, |s| Ok((path.to_string(), s.to_string())))
+        })
+        .unwrap_or_default();
+    let mut allowlist = Vec::new();
+    for (path, entry) in allow_entries {
+        match entry.parse::<IpAddr>() {
+            Ok(ip) => allowlist.push(ip),
+            Err(_) => match devices.iter().find(|d| d.name == entry) {
+                Some(d) => allowlist.push(d.ip),
+                None => p.push(
+                    &path,
+                    format!("`{entry}` is neither an IP address nor a device name from `devices`"),
+                ),
+            },
+        }
+    }
+    let enforcement = Enforcement {
+        consent_accepted,
+        allowlist,
+        disabled: en.boolean("disabled", &mut p).unwrap_or(false),
+    };
+
     let admin_s = Section::new(top.get("admin"), "admin", &["allow", "token"], &mut p);
     let admin = Admin {
         allow: admin_s
@@ -456,12 +576,18 @@ pub fn parse_str(text: &str, source: Option<&Path>) -> Result<Config, ConfigErro
         error_log: srv.string("error_log", &mut p).map(PathBuf::from),
     };
 
-    if !p.0.is_empty() {
-        return Err(ConfigError {
-            source: source_name,
-            problems: p.0,
-        });
-    }
+    let policies = match policy_set {
+        Some(set) if p.0.is_empty() => Policies {
+            set: std::sync::Arc::new(set),
+            default: default_action,
+        },
+        _ => {
+            return Err(ConfigError {
+                source: source_name,
+                problems: p.0,
+            })
+        }
+    };
     Ok(Config {
         source: source.map(Path::to_path_buf),
         mode,
@@ -470,6 +596,8 @@ pub fn parse_str(text: &str, source: Option<&Path>) -> Result<Config, ConfigErro
         default_vendor,
         devices,
         audit,
+        policies,
+        enforcement,
         admin,
         limits,
         server,

@@ -5,6 +5,7 @@
 //! into its own `CompiledPolicy` (shared by all requests, no lock); the most severe action wins.
 //! An evaluation error allows the request (fail-open) and is reported in the verdict.
 
+pub mod gate;
 pub mod input;
 
 use regorus::{CompiledPolicy, Engine, Value};

@@ -3,6 +3,7 @@
 use crate::audit::IN_FLIGHT;
 use crate::error::ProxyError;
 use crate::facts::RequestFacts;
+use crate::policy::gate::Gated;
 use crate::usage::UsageTap;
 use crate::vendor::Vendor;
 use std::net::{IpAddr, SocketAddr};
@@ -40,6 +41,8 @@ pub struct Exchange {
     /// Set by the parent when the device went away mid-answer (before the subrequest is cut off),
     /// so the row says `client_closed` rather than an upstream failure.
     pub client_gone: AtomicBool,
+    /// The policy verdict after the mode gate (not blocked, or it would not be forwarded).
+    pub policy: Gated,
 }
 
 pub struct RequestCtx {
@@ -61,6 +64,10 @@ pub struct RequestCtx {
     pub response_bytes: u64,
     pub response_done: bool,
     pub usage: Option<UsageTap>,
+    /// Verdict of a request the parent answered itself (blocked, or refused after facts).
+    pub policy: Option<Gated>,
+    /// The request was blocked by policy (`event_type = 'block'`).
+    pub blocked: bool,
 }
 
 impl RequestCtx {
@@ -82,6 +89,8 @@ impl RequestCtx {
             response_bytes: 0,
             response_done: false,
             usage: None,
+            policy: None,
+            blocked: false,
         }
     }
 }

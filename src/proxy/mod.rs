@@ -15,6 +15,8 @@ use crate::capture;
 use crate::config::Config;
 use crate::error::ProxyError;
 use crate::facts;
+use crate::policy::gate::{gate, Gated};
+use crate::policy::input::{document, InputParts, UsageCounters};
 use crate::record;
 use crate::respond;
 use crate::route::{Route, Router};
@@ -47,6 +49,34 @@ pub struct Shared {
     pub resolver: Resolver,
     pub audit: AuditSender,
     pub devices: HashMap<IpAddr, String>,
+    pub counters: UsageCounters,
+    pub clock: Clock,
+}
+
+/// Local time for policies; fixed by `YORI_TEST_NOW` (RFC 3339) so tests do not depend on the
+/// wall clock.
+#[derive(Debug, Default, Clone)]
+pub struct Clock {
+    fixed: Option<chrono::DateTime<chrono::Local>>,
+}
+
+impl Clock {
+    pub const ENV: &'static str = "YORI_TEST_NOW";
+
+    pub fn from_env() -> Clock {
+        let fixed = std::env::var(Self::ENV)
+            .ok()
+            .and_then(|v| chrono::DateTime::parse_from_rfc3339(&v).ok())
+            .map(|t| t.with_timezone(&chrono::Local));
+        if let Some(t) = fixed {
+            log::warn!("clock fixed by {} for testing now={t}", Self::ENV);
+        }
+        Clock { fixed }
+    }
+
+    pub fn now(&self) -> chrono::DateTime<chrono::Local> {
+        self.fixed.unwrap_or_else(chrono::Local::now)
+    }
 }
 
 pub struct Gateway {
@@ -90,6 +120,116 @@ impl Gateway {
         respond::json(session, e.status(), body).await;
     }
 
+    /// Runs the household policies on this request and gates the verdict by mode.
+    fn decide(
+        &self,
+        ctx: &RequestCtx,
+        endpoint: usize,
+        request: &VendorRequest,
+        facts: &facts::RequestFacts,
+    ) -> Gated {
+        let shared = &self.shared;
+        let config = &shared.config;
+        let ep = &config.endpoints[endpoint];
+        let now = shared.clock.now();
+        let device = ctx
+            .client_ip
+            .and_then(|ip| shared.devices.get(&ip))
+            .map(String::as_str);
+        let input = document(&InputParts {
+            vendor: ep.vendor.as_str(),
+            endpoint: &ep.domain,
+            method: &request.method,
+            path: &request.path,
+            facts,
+            client_ip: ctx.client_ip,
+            device,
+            now,
+            usage: ctx
+                .client_ip
+                .map(|ip| shared.counters.get(ip, now))
+                .unwrap_or_default(),
+            mode: config.mode.as_str(),
+        });
+        let mut verdict = config
+            .policies
+            .set
+            .evaluate(&regorus::Value::from(input), None);
+        if verdict.policy.is_none() && verdict.action < config.policies.default {
+            verdict.action = config.policies.default;
+        }
+        for e in &verdict.errors {
+            log::warn!("policy evaluation failed, request allowed error={e:?}");
+        }
+        let allowlisted = ctx
+            .client_ip
+            .is_some_and(|ip| config.enforcement.allowlist.contains(&ip));
+        let g = gate(
+            config.mode,
+            verdict,
+            allowlisted,
+            config.enforcement.disabled,
+        );
+        if g.alert || g.block {
+            log::warn!(
+                "policy {} policy={} client={} device={} vendor={} reason={:?}",
+                if g.block { "block" } else { "alert" },
+                g.verdict.policy.as_deref().unwrap_or("-"),
+                ctx.client_ip
+                    .map_or_else(|| "-".into(), |ip| ip.to_string()),
+                device.unwrap_or("-"),
+                ep.vendor,
+                g.recorded_reason().unwrap_or_default()
+            );
+        }
+        g
+    }
+
+    /// 403 in the vendor's own error shape (a small page for browsers); the vendor gets nothing.
+    async fn answer_block(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        vendor: Vendor,
+        gated: Gated,
+    ) {
+        let policy = gated
+            .verdict
+            .policy
+            .clone()
+            .unwrap_or_else(|| "default".into());
+        let reason = gated
+            .verdict
+            .reason
+            .clone()
+            .unwrap_or_else(|| "not allowed right now".into());
+        let message = format!("yori: blocked by household policy `{policy}`: {reason}");
+        ctx.status = Some(403);
+        ctx.policy = Some(gated);
+        let wants_html = session
+            .req_header()
+            .headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("text/html"));
+        if wants_html {
+            respond::send(
+                session,
+                403,
+                "text/html; charset=utf-8",
+                Bytes::from(block_page(&policy, &reason)),
+            )
+            .await;
+        } else {
+            respond::json(
+                session,
+                403,
+                vendor.error_body(403, "policy_blocked", &message),
+            )
+            .await;
+        }
+    }
+
     /// Parent side of a vendor request: read, decide, then replay to the vendor.
     async fn forward(
         &self,
@@ -127,6 +267,12 @@ impl Gateway {
         request.request_bytes = body.len();
         let facts = facts::extract(ep.vendor, &request.path, &body);
         ctx.request = Some(request.clone());
+        let gated = self.decide(ctx, endpoint, &request, &facts);
+        if gated.block {
+            ctx.facts = Some(facts);
+            ctx.blocked = true;
+            return self.answer_block(session, ctx, ep.vendor, gated).await;
+        }
         let addr = match self
             .shared
             .resolver
@@ -136,6 +282,7 @@ impl Gateway {
             Ok(a) => a,
             Err(why) => {
                 ctx.facts = Some(facts);
+                ctx.policy = Some(gated);
                 return self
                     .answer_error(
                         session,
@@ -148,6 +295,7 @@ impl Gateway {
         };
         if let Err(e) = h1_compatible(session, host) {
             ctx.facts = Some(facts);
+            ctx.policy = Some(gated);
             return self
                 .answer_error(
                     session,
@@ -165,6 +313,7 @@ impl Gateway {
             facts,
             addr,
             client_gone: AtomicBool::new(false),
+            policy: gated,
         });
         ctx.forwarded = true;
         ctx.exchange = Some(exchange.clone());
@@ -484,6 +633,12 @@ impl ProxyHttp for Gateway {
         let unfinished =
             ctx.is_subrequest && !ctx.response_done && ctx.error.is_none() && ctx.status.is_some();
         if let Some(row) = record::audit_row(&self.shared, ctx, client_closed || unfinished) {
+            if let Some(ip) = ctx.client_ip {
+                let tokens = row.prompt_tokens.unwrap_or(0) + row.response_tokens.unwrap_or(0);
+                self.shared
+                    .counters
+                    .record(ip, self.shared.clock.now(), tokens.max(0) as u64);
+            }
             self.shared.audit.send(row);
         }
         log::debug!(
@@ -494,4 +649,22 @@ impl ProxyHttp for Gateway {
             ctx.started.elapsed().as_millis()
         );
     }
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn block_page(policy: &str, reason: &str) -> String {
+    format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Blocked by YORI</title></head>\
+         <body style=\"font-family:sans-serif;max-width:36em;margin:4em auto\"><h1>Not right now</h1>\
+         <p>This AI request was blocked by your household's <b>{}</b> rule.</p><p>{}</p>\
+         <p style=\"color:#666\">YORI home gateway</p></body></html>",
+        html_escape(policy),
+        html_escape(reason)
+    )
 }

@@ -13,6 +13,10 @@ use crate::mock;
 pub use crate::mock::{Mock, MockOptions};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_yori");
+/// Tests run at noon unless they say otherwise: the shipped bedtime rule must not depend on
+/// when CI happens to run.
+pub const NOON: &str = "2026-12-01T12:00:00Z";
+pub const LATE: &str = "2026-12-01T22:30:00Z";
 
 /// The four built-in vendors: name (path prefix), a request path, and the header that carries
 /// the API key in that vendor's SDKs.
@@ -104,6 +108,11 @@ impl Yori {
     /// Starts yori with `extra` YAML (which must not set `listen` or `server`) and waits for
     /// /health. Panics with yori's output if it does not come up.
     pub fn start(extra: &str) -> Yori {
+        Yori::start_at(extra, NOON)
+    }
+
+    /// Like `start`, with the policies' clock fixed at `now` (RFC 3339, local zone UTC).
+    pub fn start_at(extra: &str, now: &str) -> Yori {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
         let yaml = format!(
@@ -117,6 +126,8 @@ impl Yori {
             .arg("-c")
             .arg(&config)
             .env("RUST_LOG", "info")
+            .env("YORI_TEST_NOW", now)
+            .env("TZ", "UTC")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
