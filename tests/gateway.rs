@@ -105,9 +105,10 @@ async fn every_vendor_streams_events_as_they_come() {
             v.name,
             resp.chunks.len()
         );
-        // at least 5 of the event gaps (750 ms) lie between the first and the last chunk
+        // the shortest stream (Gemini: 5 events, 150 ms apart) spans 600 ms from first to last
+        // event; a buffering proxy would deliver them together (~0 ms)
         assert!(
-            last - first >= Duration::from_millis(600),
+            last - first >= Duration::from_millis(400),
             "{}: first event at {first:?}, last at {last:?}",
             v.name
         );

@@ -1,0 +1,369 @@
+//! Household policies through the real binary: the same bedtime rule in each mode, blocks in each
+//! vendor's shape, allowlist, consent, broken policies, counters that survive a restart.
+
+mod common;
+mod mock;
+
+use common::*;
+use rusqlite::Connection;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn config(mock: &Mock, dir: &tempfile::TempDir, extra: &str) -> String {
+    format!(
+        "{}audit:\n  database: {}/audit.db\n  flush_interval_ms: 20\ndevices:\n  - ip: 127.0.0.1\n    name: kids-laptop\n{extra}",
+        endpoints_to(&mock.url()),
+        dir.path().display()
+    )
+}
+
+/// (event_type, policy_name, policy_result, policy_reason, response_status) of every row.
+type PolicyRow = (String, Option<String>, String, Option<String>, i64);
+
+fn rows(dir: &tempfile::TempDir, n: usize) -> Vec<PolicyRow> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got: Vec<PolicyRow> = Connection::open(dir.path().join("audit.db"))
+            .and_then(|c| {
+                let mut s = c.prepare("SELECT event_type, policy_name, policy_result, policy_reason, response_status FROM audit_events ORDER BY id")?;
+                let r = s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?.collect();
+                r
+            })
+            .unwrap_or_default();
+        if got.len() >= n || Instant::now() > deadline {
+            assert_eq!(got.len(), n, "rows: {got:?}");
+            return got;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn observe_forwards_and_records_the_block_verdict() {
+    let mock = start_mock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let yori = Yori::start_at(&config(&mock, &dir, "mode: observe\n"), LATE);
+    let r = post(
+        yori.port,
+        "/openai/v1/chat/completions",
+        &[],
+        VENDORS[0].body("hi", false),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(mock.requests().len(), 1);
+    let got = rows(&dir, 1);
+    assert_eq!(got[0].0, "request");
+    assert_eq!(
+        (got[0].1.as_deref(), got[0].2.as_str()),
+        (Some("bedtime"), "block")
+    );
+    assert_eq!(
+        got[0].3.as_deref(),
+        Some("bedtime: no AI between 21:00 and 06:00")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn advisory_forwards_and_records_alerts() {
+    let mock = start_mock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let yori = Yori::start_at(&config(&mock, &dir, "mode: advisory\n"), NOON);
+    let r = post(
+        yori.port,
+        "/openai/v1/chat/completions",
+        &[],
+        VENDORS[0].body("please do my homework", false),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let r = post(
+        yori.port,
+        "/anthropic/v1/messages",
+        &[],
+        VENDORS[1].body("my email is kid@example.com", false),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(mock.requests().len(), 2);
+    let got = rows(&dir, 2);
+    assert_eq!(
+        (got[0].1.as_deref(), got[0].2.as_str()),
+        (Some("homework"), "alert")
+    );
+    assert_eq!(
+        (got[1].1.as_deref(), got[1].2.as_str()),
+        (Some("privacy"), "alert")
+    );
+    assert_eq!(
+        got[1].3.as_deref(),
+        Some("privacy: the prompt contains email")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enforce_blocks_in_each_vendors_shape_and_the_vendor_sees_nothing() {
+    let mock = start_mock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let yori = Yori::start_at(
+        &config(
+            &mock,
+            &dir,
+            "mode: enforce\nenforcement:\n  consent_accepted: true\n",
+        ),
+        LATE,
+    );
+    for v in VENDORS.iter() {
+        for stream in [false, true] {
+            let path = if stream { v.stream_path } else { v.path };
+            let r = post(
+                yori.port,
+                &format!("/{}{path}", v.name),
+                &[],
+                v.body("hi", stream),
+            )
+            .await;
+            assert_eq!(r.status, 403, "{} stream={stream}", v.name);
+            assert!(
+                r.headers["content-type"]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("application/json"),
+                "no stream started"
+            );
+            let j = r.json();
+            let message = match v.name {
+                "anthropic" => {
+                    assert_eq!(
+                        (j["type"].as_str(), j["error"]["type"].as_str()),
+                        (Some("error"), Some("permission_error"))
+                    );
+                    j["error"]["message"].as_str()
+                }
+                "gemini" => {
+                    assert_eq!(
+                        (j["error"]["code"].as_u64(), j["error"]["status"].as_str()),
+                        (Some(403), Some("PERMISSION_DENIED"))
+                    );
+                    j["error"]["message"].as_str()
+                }
+                _ => {
+                    assert_eq!(
+                        (j["error"]["type"].as_str(), j["error"]["code"].as_str()),
+                        (Some("permission_error"), Some("policy_blocked"))
+                    );
+                    j["error"]["message"].as_str()
+                }
+            };
+            assert_eq!(message, Some("yori: blocked by household policy `bedtime`: bedtime: no AI between 21:00 and 06:00"));
+        }
+    }
+    assert!(
+        mock.requests().is_empty(),
+        "the vendor received nothing of a blocked request"
+    );
+    let got = rows(&dir, 8);
+    assert!(
+        got.iter()
+            .all(|r| r.0 == "block" && r.2 == "block" && r.4 == 403),
+        "{got:?}"
+    );
+    // a browser gets a page, not JSON
+    let r = send(
+        yori.port,
+        "POST",
+        "/openai/v1/chat/completions",
+        &[("accept", "text/html,application/xhtml+xml")],
+        VENDORS[0].body("hi", false),
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    assert!(r.text().contains("<b>bedtime</b>"), "{}", r.text());
+    // the connection stays usable after a block
+    assert_eq!(send(yori.port, "GET", "/health", &[], "").await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allowlisted_devices_and_the_emergency_switch_are_forwarded_and_audited() {
+    let mock = start_mock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let yori = Yori::start_at(
+        &config(
+            &mock,
+            &dir,
+            "mode: enforce\nenforcement:\n  consent_accepted: true\n  allowlist: [kids-laptop]\n",
+        ),
+        LATE,
+    );
+    let r = post(
+        yori.port,
+        "/openai/v1/chat/completions",
+        &[],
+        VENDORS[0].body("hi", false),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let got = rows(&dir, 1);
+    drop(yori);
+    assert_eq!((got[0].0.as_str(), got[0].2.as_str()), ("request", "block"));
+    assert!(
+        got[0]
+            .3
+            .as_deref()
+            .unwrap_or("")
+            .ends_with("not blocked: allowlisted device"),
+        "{got:?}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let yori = Yori::start_at(
+        &config(
+            &mock,
+            &dir,
+            "mode: enforce\nenforcement:\n  consent_accepted: true\n  disabled: true\n",
+        ),
+        LATE,
+    );
+    assert_eq!(
+        post(
+            yori.port,
+            "/openai/v1/chat/completions",
+            &[],
+            VENDORS[0].body("hi", false)
+        )
+        .await
+        .status,
+        200
+    );
+    let got = rows(&dir, 1);
+    assert!(
+        got[0]
+            .3
+            .as_deref()
+            .unwrap_or("")
+            .ends_with("not blocked: enforcement disabled"),
+        "{got:?}"
+    );
+    assert_eq!(mock.requests().len(), 2);
+}
+
+fn run_yori(args: &[&str], config_text: &str) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("yori.conf");
+    std::fs::write(&f, config_text).unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).arg("-c").arg(&f).env("RUST_LOG", "off");
+    let out = cmd.output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn enforce_without_consent_refuses_to_start() {
+    let (code, err) = run_yori(
+        &[],
+        &format!("mode: enforce\nlisten: 127.0.0.1:{}\n", free_port()),
+    );
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("enforcement.consent_accepted: enforce mode blocks requests"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_broken_policy_is_reported_with_file_and_line_by_check_and_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("curfew.rego"), "package yori.curfew\nimport rego.v1\n\ndecision := {\"action\": \"block\" \"reason\": \"x\"}\n").unwrap();
+    let conf = format!(
+        "policies:\n  directory: {}\nlisten: 127.0.0.1:{}\n",
+        dir.path().display(),
+        free_port()
+    );
+    for args in [&["check"][..], &[][..]] {
+        let (code, err) = run_yori(args, &conf);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(err.contains("curfew.rego:4"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn policy_test_prints_the_decision_for_an_input_document() {
+    let out = Command::new(BIN)
+        .args([
+            "policy",
+            "test",
+            "--input",
+            "tests/fixtures/policy/homework_at_bedtime.json",
+            "--policy",
+            "homework",
+        ])
+        .env("YORI_CONFIG", "examples/yori.conf.example")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["action"], "alert");
+    assert_eq!(v["policy"], "homework");
+    let out = Command::new(BIN)
+        .args(["policy", "test", "--input", "/nonexistent.json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daily_counters_survive_a_restart() {
+    let mock = start_mock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let conf = config(
+        &mock,
+        &dir,
+        "mode: advisory\npolicies:\n  data:\n    high_usage:\n      max_requests_per_day: 3\n",
+    );
+    let yori = Yori::start(&conf);
+    for _ in 0..3 {
+        assert_eq!(
+            post(
+                yori.port,
+                "/openai/v1/chat/completions",
+                &[],
+                VENDORS[0].body("what is rain", false)
+            )
+            .await
+            .status,
+            200
+        );
+    }
+    rows(&dir, 3);
+    drop(yori);
+    let yori = Yori::start(&conf);
+    assert_eq!(
+        post(
+            yori.port,
+            "/openai/v1/chat/completions",
+            &[],
+            VENDORS[0].body("what is snow", false)
+        )
+        .await
+        .status,
+        200
+    );
+    let got = rows(&dir, 4);
+    assert!(got[..3].iter().all(|r| r.2 == "allow"), "{got:?}");
+    assert_eq!(
+        (got[3].1.as_deref(), got[3].2.as_str()),
+        (Some("high_usage"), "alert")
+    );
+    assert_eq!(
+        got[3].3.as_deref(),
+        Some("high usage: 4 requests today from kids-laptop (limit 3)")
+    );
+}
