@@ -4,12 +4,14 @@
 //! bounded) -> `proxy` (the ProxyHttp phases) -> `upstream` (the vendor's address and peer).
 
 pub mod admin;
+pub mod alerts;
 pub mod audit;
 pub mod capture;
 pub mod cli;
 pub mod config;
 pub mod error;
 pub mod facts;
+pub mod live;
 pub mod pii;
 pub mod policy;
 pub mod proxy;

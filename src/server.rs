@@ -3,6 +3,7 @@
 use crate::audit;
 use crate::cli::RunArgs;
 use crate::config::Config;
+use crate::live::{LiveSettings, Reloader};
 use crate::policy::input::UsageCounters;
 use crate::proxy::{Clock, Gateway, Shared};
 use crate::route::Router;
@@ -60,6 +61,18 @@ pub fn build(config: Config, args: &RunArgs) -> anyhow::Result<Server> {
         .map(|d| (d.ip, d.name.clone()))
         .collect();
     let clock = Clock::from_env();
+    let live = Arc::new(LiveSettings::new(&config));
+    let (alerts, alert_service) = crate::alerts::channel(config.webhook.as_ref());
+    if let Some(service) = alert_service {
+        server.add_service(background_service("yori alerts", service));
+    }
+    server.add_service(background_service(
+        "yori reload",
+        Reloader {
+            live: live.clone(),
+            path: config.source.clone(),
+        },
+    ));
     let counters = UsageCounters::default();
     match audit::store::open_reader(&config.audit.database)
         .and_then(|c| counters.seed(&c, clock.now()))
@@ -80,6 +93,8 @@ pub fn build(config: Config, args: &RunArgs) -> anyhow::Result<Server> {
         devices,
         counters,
         clock,
+        live: live.clone(),
+        alerts,
         config,
     });
     server.add_service(background_service("yori audit writer", audit_service));

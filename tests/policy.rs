@@ -367,3 +367,186 @@ async fn daily_counters_survive_a_restart() {
         Some("high usage: 4 requests today from kids-laptop (limit 3)")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn advisory_alerts_reach_a_webhook_without_the_prompt() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let receiver = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = receiver.local_addr().unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(4);
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = receiver.accept().await else {
+                return;
+            };
+            let mut buf = vec![0u8; 8192];
+            let mut got = Vec::new();
+            // read until the whole JSON body is in
+            while !String::from_utf8_lossy(&got).trim_end().ends_with('}') {
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n]);
+            }
+            let _ = s
+                .write_all(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
+                .await;
+            let _ = tx.send(String::from_utf8_lossy(&got).into_owned()).await;
+        }
+    });
+    let mock = start_mock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let conf = config(
+        &mock,
+        &dir,
+        &format!("mode: advisory\nalerts:\n  webhook_url: http://{hook}/hooks/yori\n"),
+    );
+    let yori = Yori::start(&conf);
+    let r = post(
+        yori.port,
+        "/openai/v1/chat/completions",
+        &[],
+        VENDORS[0].body("finish my homework about SECRET-TOPIC-42", false),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let got = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("webhook called")
+        .unwrap();
+    assert!(got.starts_with("POST /hooks/yori HTTP/1.1"), "{got}");
+    let body: serde_json::Value =
+        serde_json::from_str(got.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(
+        (
+            body["type"].as_str(),
+            body["policy"].as_str(),
+            body["action"].as_str()
+        ),
+        (Some("yori.alert"), Some("homework"), Some("alert"))
+    );
+    assert_eq!(body["device"], "kids-laptop");
+    assert!(
+        !got.contains("SECRET-TOPIC-42"),
+        "the prompt never leaves in an alert"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_webhook_never_slows_or_fails_traffic() {
+    let mock = start_mock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let conf = config(
+        &mock,
+        &dir,
+        &format!(
+            "mode: advisory\nalerts:\n  webhook_url: http://127.0.0.1:{}/\n  retries: 10\n",
+            free_port()
+        ),
+    );
+    let yori = Yori::start(&conf);
+    for _ in 0..5 {
+        assert_eq!(
+            post(
+                yori.port,
+                "/openai/v1/chat/completions",
+                &[],
+                VENDORS[0].body("homework help", false)
+            )
+            .await
+            .status,
+            200
+        );
+    }
+    assert_eq!(mock.requests().len(), 5);
+}
+
+fn write_policy(dir: &std::path::Path, action: &str) {
+    std::fs::write(
+        dir.join("gate.rego"),
+        format!("package yori.gate\nimport rego.v1\ndecision := {{\"action\": \"{action}\", \"reason\": \"gate says {action}\"}}\n"),
+    )
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_policies_and_a_broken_one_keeps_the_old_set() {
+    let mock = start_mock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let pol = tempfile::tempdir().unwrap();
+    write_policy(pol.path(), "allow");
+    let conf = config(
+        &mock,
+        &dir,
+        &format!(
+            "mode: enforce\nenforcement:\n  consent_accepted: true\npolicies:\n  directory: {}\n",
+            pol.path().display()
+        ),
+    );
+    let yori = Yori::start(&conf);
+    let status = |port| async move {
+        post(
+            port,
+            "/openai/v1/chat/completions",
+            &[],
+            VENDORS[0].body("hi", false),
+        )
+        .await
+        .status
+    };
+    assert_eq!(status(yori.port).await, 200);
+
+    write_policy(pol.path(), "block");
+    yori.signal(libc::SIGHUP);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while status(yori.port).await != 403 {
+        assert!(
+            Instant::now() < deadline,
+            "reload never took effect:\n{}",
+            yori.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // a syntax error: the running (blocking) set stays in force, and yori keeps running
+    std::fs::write(
+        pol.path().join("gate.rego"),
+        "package yori.gate\ndecision := {\n",
+    )
+    .unwrap();
+    yori.signal(libc::SIGHUP);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(status(yori.port).await, 403);
+    assert!(
+        yori.log()
+            .contains("reload failed, the running policies stay in force"),
+        "{}",
+        yori.log()
+    );
+    assert!(
+        yori.log().contains("gate.rego:"),
+        "the error names the file and line"
+    );
+
+    // the emergency switch is reloadable too
+    write_policy(pol.path(), "block");
+    std::fs::write(
+        &yori.config,
+        std::fs::read_to_string(&yori.config).unwrap().replace(
+            "consent_accepted: true",
+            "consent_accepted: true\n  disabled: true",
+        ),
+    )
+    .unwrap();
+    yori.signal(libc::SIGHUP);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while status(yori.port).await != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "emergency switch never took effect:\n{}",
+            yori.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -218,6 +218,16 @@ impl std::fmt::Debug for Policies {
     }
 }
 
+/// Where alerts are POSTed (plain HTTP on the LAN).
+#[derive(Debug, Clone)]
+pub struct Webhook {
+    pub host: String,
+    pub port: u16,
+    pub path: String,
+    pub timeout: Duration,
+    pub retries: u32,
+}
+
 #[derive(Debug, Clone)]
 pub struct Enforcement {
     pub consent_accepted: bool,
@@ -256,6 +266,7 @@ pub struct Config {
     pub audit: AuditConfig,
     pub policies: Policies,
     pub enforcement: Enforcement,
+    pub webhook: Option<Webhook>,
     pub admin: Admin,
     pub limits: Limits,
     pub server: ServerSettings,
@@ -323,6 +334,7 @@ const TOP_KEYS: &[&str] = &[
     "audit",
     "policies",
     "enforcement",
+    "alerts",
     "admin",
     "limits",
     "server",
@@ -509,6 +521,34 @@ pub fn parse_str(text: &str, source: Option<&Path>) -> Result<Config, ConfigErro
         disabled: en.boolean("disabled", &mut p).unwrap_or(false),
     };
 
+    let al = Section::new(
+        top.get("alerts"),
+        "alerts",
+        &["webhook_url", "timeout_ms", "retries"],
+        &mut p,
+    );
+    let webhook = al
+        .parsed("webhook_url", &mut p, |u| match Upstream::parse_url(u) {
+            Ok(up) if !up.tls => Ok(up),
+            Ok(_) => Err(format!(
+                "`{u}`: only http:// receivers on the local network are supported"
+            )),
+            Err(e) => Err(e),
+        })
+        .map(|up| Webhook {
+            path: if up.base_path.is_empty() {
+                "/".into()
+            } else {
+                up.base_path
+            },
+            host: up.host,
+            port: up.port,
+            timeout: Duration::from_millis(
+                al.uint("timeout_ms", 100, 60_000, &mut p).unwrap_or(5000),
+            ),
+            retries: al.uint("retries", 0, 10, &mut p).unwrap_or(3) as u32,
+        });
+
     let admin_s = Section::new(top.get("admin"), "admin", &["allow", "token"], &mut p);
     let admin = Admin {
         allow: admin_s
@@ -598,6 +638,7 @@ pub fn parse_str(text: &str, source: Option<&Path>) -> Result<Config, ConfigErro
         audit,
         policies,
         enforcement,
+        webhook,
         admin,
         limits,
         server,

@@ -10,11 +10,13 @@ mod ctx;
 
 pub use ctx::{Exchange, RequestCtx, VendorRequest};
 
+use crate::alerts::AlertSender;
 use crate::audit::AuditSender;
 use crate::capture;
 use crate::config::Config;
 use crate::error::ProxyError;
 use crate::facts;
+use crate::live::LiveSettings;
 use crate::policy::gate::{gate, Gated};
 use crate::policy::input::{document, InputParts, UsageCounters};
 use crate::record;
@@ -51,6 +53,9 @@ pub struct Shared {
     pub devices: HashMap<IpAddr, String>,
     pub counters: UsageCounters,
     pub clock: Clock,
+    /// Policies and enforcement switches, replaced on SIGHUP.
+    pub live: Arc<LiveSettings>,
+    pub alerts: AlertSender,
 }
 
 /// Local time for policies; fixed by `YORI_TEST_NOW` (RFC 3339) so tests do not depend on the
@@ -151,25 +156,21 @@ impl Gateway {
                 .unwrap_or_default(),
             mode: config.mode.as_str(),
         });
-        let mut verdict = config
+        let live = shared.live.get();
+        let mut verdict = live
             .policies
             .set
             .evaluate(&regorus::Value::from(input), None);
-        if verdict.policy.is_none() && verdict.action < config.policies.default {
-            verdict.action = config.policies.default;
+        if verdict.policy.is_none() && verdict.action < live.policies.default {
+            verdict.action = live.policies.default;
         }
         for e in &verdict.errors {
             log::warn!("policy evaluation failed, request allowed error={e:?}");
         }
         let allowlisted = ctx
             .client_ip
-            .is_some_and(|ip| config.enforcement.allowlist.contains(&ip));
-        let g = gate(
-            config.mode,
-            verdict,
-            allowlisted,
-            config.enforcement.disabled,
-        );
+            .is_some_and(|ip| live.enforcement.allowlist.contains(&ip));
+        let g = gate(config.mode, verdict, allowlisted, live.enforcement.disabled);
         if g.alert || g.block {
             log::warn!(
                 "policy {} policy={} client={} device={} vendor={} reason={:?}",
@@ -181,6 +182,21 @@ impl Gateway {
                 ep.vendor,
                 g.recorded_reason().unwrap_or_default()
             );
+        }
+        if g.alert {
+            self.shared.alerts.raise(serde_json::json!({
+                "type": "yori.alert",
+                "time": now.to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+                "action": g.verdict.action.as_str(),
+                "policy": g.verdict.policy,
+                "reason": g.recorded_reason(),
+                "mode": config.mode.as_str(),
+                "client_ip": ctx.client_ip.map(|ip| ip.to_string()),
+                "device": device,
+                "vendor": ep.vendor.as_str(),
+                "model": facts.model,
+                "request_id": request.request_id,
+            }));
         }
         g
     }
