@@ -2,6 +2,7 @@
 # Direct-to-mock vs through YORI, side by side in one run, as ratios.
 #   loadtest/compare.sh            # 10 s per run, 50 connections, YORI on 1 thread
 #   DURATION=30 CONNS=100 THREADS=2 loadtest/compare.sh
+#   POLICIES=off loadtest/compare.sh   # same, with no policy evaluated
 # Shows: requests/s and p50/p99 latency for 1 KB JSON chat POSTs and for streamed chats, direct to
 # the mock vendor and through YORI (explicit /openai prefix), the ratios, and YORI's peak RSS.
 # Installs wrk if missing. Traffic goes to 127.0.0.1 only; every process started is stopped by
@@ -9,6 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}; CONNS=${CONNS:-50}; THREADS=${THREADS:-1}; WRK_THREADS=${WRK_THREADS:-1}
+POLICIES=${POLICIES:-on}   # off: no policy evaluated (policies.enabled: []), to price the shipped set
 command -v wrk >/dev/null || { scripts/setup; apt-get install -y -qq wrk >/dev/null; }
 scripts/setup
 cargo build --release --bin yori --example mock_vendor -q
@@ -23,6 +25,7 @@ listen: 127.0.0.1:$YORI
 endpoints:
   - vendor: openai
     upstream: http://127.0.0.1:$MOCK
+$( [ "$POLICIES" = off ] && printf 'policies:\n  enabled: []' )
 audit:
   database: $work/audit.db
 server:
@@ -47,7 +50,7 @@ out="loadtest/results/compare-$(date -u +%Y%m%dT%H%M%SZ).txt"
 {
   echo "# loadtest/compare.sh  $(date -u +%FT%TZ)"
   echo "# machine: $(nproc) cores, $(awk '/MemTotal/ {print int($2/1024) " MiB"}' /proc/meminfo), $(uname -sr), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-  echo "# wrk -t$WRK_THREADS -c$CONNS -d${DURATION}s --latency -s loadtest/post.lua; yori server.threads=$THREADS; mock 1 thread; all on the same cores"
+  echo "# wrk -t$WRK_THREADS -c$CONNS -d${DURATION}s --latency -s loadtest/post.lua; yori server.threads=$THREADS, policies $POLICIES, audit on; mock 1 thread; all on the same cores"
   run direct-json "http://127.0.0.1:$MOCK/v1/chat/completions" 0 api.openai.com
   run yori-json "http://127.0.0.1:$YORI/openai/v1/chat/completions" 0 ""
   run direct-stream "http://127.0.0.1:$MOCK/v1/chat/completions" 1 api.openai.com

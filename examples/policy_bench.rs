@@ -1,0 +1,68 @@
+//! Policy evaluation cost per request, with the shipped set (5 policies).
+//!
+//!   cargo run --release --example policy_bench [-- ITERATIONS]
+//!
+//! Times what the proxy does per request: build the input document, convert it for regorus, and
+//! evaluate every policy and combine (median, p99, max over ITERATIONS, default 20,000), for a
+//! plain prompt and for one that triggers alerts.
+
+use std::time::{Duration, Instant};
+use yori::facts::extract;
+use yori::policy::input::{document, ClientUsage, InputParts};
+use yori::policy::{PolicySet, Source};
+use yori::vendor::Vendor;
+
+fn main() {
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(20_000);
+    let set =
+        PolicySet::load(&Source::BuiltIn, None, &serde_json::json!({})).expect("shipped policies");
+    let filler = "please summarise the water cycle for a school project. ".repeat(16);
+    for (label, prompt) in [
+        ("plain 1 KB prompt", filler.clone()),
+        (
+            "homework + e-mail prompt",
+            format!("{filler} my homework, mail me at kid@example.com"),
+        ),
+    ] {
+        let body = serde_json::json!({"model": "gpt-4o-mini", "messages": [{"role": "system", "content": "You are a tutor."}, {"role": "user", "content": prompt}]}).to_string();
+        let facts = extract(Vendor::OpenAi, "/v1/chat/completions", body.as_bytes());
+        let mut times: Vec<Duration> = Vec::with_capacity(n);
+        let mut last = None;
+        for _ in 0..n {
+            let t = Instant::now();
+            let input = document(&InputParts {
+                vendor: "openai",
+                endpoint: "api.openai.com",
+                method: "POST",
+                path: "/v1/chat/completions",
+                facts: &facts,
+                client_ip: Some("192.168.1.23".parse().unwrap()),
+                device: Some("kids-laptop"),
+                now: chrono::Local::now(),
+                usage: ClientUsage {
+                    requests_today: 12,
+                    requests_last_hour: 3,
+                    tokens_today: 4000,
+                },
+                mode: "enforce",
+            });
+            let v = set.evaluate(&regorus::Value::from(input), None);
+            times.push(t.elapsed());
+            last = Some(v);
+        }
+        times.sort();
+        let us = |d: Duration| d.as_secs_f64() * 1e6;
+        println!(
+            "{label:<26} {} policies: median {:.1} us  p99 {:.1} us  max {:.1} us  (n={n}; verdict {:?} by {:?})",
+            set.names().len(),
+            us(times[n / 2]),
+            us(times[n * 99 / 100]),
+            us(times[n - 1]),
+            last.as_ref().map(|v| v.action),
+            last.as_ref().and_then(|v| v.policy.clone())
+        );
+    }
+}
