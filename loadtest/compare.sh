@@ -18,10 +18,12 @@ work=$(mktemp -d); pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-MOCK=$(port); YORI=$(port)
+MOCK=$(port); YORI=$(port); METRICS=$(port)
 target/release/examples/mock_vendor --listen 127.0.0.1:$MOCK --threads 1 >"$work/mock.log" 2>&1 & pids+=($!)
 cat >"$work/yori.conf" <<CONF
 listen: 127.0.0.1:$YORI
+metrics:
+  listen: 127.0.0.1:$METRICS
 endpoints:
   - vendor: openai
     upstream: http://127.0.0.1:$MOCK

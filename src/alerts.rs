@@ -35,9 +35,13 @@ impl AlertSender {
     /// Counts the alert and queues it for the webhook (if any) without waiting.
     pub fn raise(&self, alert: serde_json::Value) {
         self.stats.raised.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::ALERTS.inc();
         if let Some(tx) = &self.tx {
             if tx.try_send(alert).is_err() {
                 self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::ALERT_WEBHOOK
+                    .with_label_values(&["dropped"])
+                    .inc();
             }
         }
     }

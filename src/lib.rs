@@ -12,6 +12,7 @@ pub mod config;
 pub mod error;
 pub mod facts;
 pub mod live;
+pub mod metrics;
 pub mod pii;
 pub mod policy;
 pub mod proxy;

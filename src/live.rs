@@ -52,6 +52,7 @@ impl LiveSettings {
             Ok(c) => c,
             Err(e) => {
                 self.reload_failures.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::RELOADS.with_label_values(&["failed"]).inc();
                 return Err(e);
             }
         };
@@ -64,6 +65,7 @@ impl LiveSettings {
             Err(poisoned) => *poisoned.into_inner() = live.clone(),
         }
         self.reloads.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::RELOADS.with_label_values(&["ok"]).inc();
         Ok(live)
     }
 }

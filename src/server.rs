@@ -110,6 +110,10 @@ pub fn build(config: Config, args: &RunArgs) -> anyhow::Result<Server> {
     }
     proxy.add_tcp(&listen.to_string());
     server.add_service(proxy);
+    crate::metrics::init(crate::proxy::VERSION);
+    let mut prometheus = pingora_prometheus::prometheus_http_service();
+    prometheus.add_tcp(&shared.config.metrics_listen.to_string());
+    server.add_service(prometheus);
     log::info!(
         "yori {} listening addr={listen} mode={}",
         crate::proxy::VERSION,

@@ -10,6 +10,7 @@ pub mod query;
 pub mod store;
 
 use crate::config::AuditConfig;
+use crate::metrics;
 use async_trait::async_trait;
 use pingora_core::server::ShutdownWatch;
 use pingora_core::services::background::BackgroundService;
@@ -87,9 +88,11 @@ impl AuditSender {
             Ok(()) => {
                 self.stats.queued.fetch_add(1, Ordering::Relaxed);
                 self.stats.pending.fetch_add(1, Ordering::Relaxed);
+                metrics::AUDIT_QUEUE.inc();
             }
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
                 let n = self.stats.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                metrics::AUDIT_DROPPED.inc();
                 if let Ok(mut last) = self.last_drop_log.lock() {
                     if last.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
                         *last = Some(Instant::now());
@@ -236,10 +239,14 @@ impl Writer {
                             self.stats
                                 .write_micros_total
                                 .fetch_add(t.elapsed().as_micros() as u64, Ordering::Relaxed);
+                            metrics::AUDIT_WRITTEN.inc_by(n);
+                            metrics::AUDIT_QUEUE.sub(n as i64);
+                            metrics::AUDIT_WRITE.observe(t.elapsed().as_secs_f64());
                             pending.clear();
                         }
                         Err(e) => {
                             self.stats.write_errors.fetch_add(1, Ordering::Relaxed);
+                            metrics::AUDIT_ERRORS.inc();
                             if last_error_log.is_none_or(|t| t.elapsed() > Duration::from_secs(30))
                             {
                                 last_error_log = Some(Instant::now());
@@ -277,6 +284,8 @@ impl Writer {
                 if lost > 0 {
                     self.stats.dropped.fetch_add(lost, Ordering::Relaxed);
                     self.stats.pending.fetch_sub(lost, Ordering::Relaxed);
+                    metrics::AUDIT_DROPPED.inc_by(lost);
+                    metrics::AUDIT_QUEUE.sub(lost as i64);
                     log::error!("audit database unusable at shutdown, rows lost rows={lost}");
                 }
                 return;
@@ -296,6 +305,8 @@ impl Writer {
             self.stats
                 .pending
                 .fetch_sub(extra as u64, Ordering::Relaxed);
+            metrics::AUDIT_DROPPED.inc_by(extra as u64);
+            metrics::AUDIT_QUEUE.sub(extra as i64);
         }
     }
 

@@ -267,6 +267,8 @@ pub struct Config {
     pub policies: Policies,
     pub enforcement: Enforcement,
     pub webhook: Option<Webhook>,
+    /// Prometheus listener.
+    pub metrics_listen: SocketAddr,
     pub admin: Admin,
     pub limits: Limits,
     pub server: ServerSettings,
@@ -335,6 +337,7 @@ const TOP_KEYS: &[&str] = &[
     "policies",
     "enforcement",
     "alerts",
+    "metrics",
     "admin",
     "limits",
     "server",
@@ -549,6 +552,17 @@ pub fn parse_str(text: &str, source: Option<&Path>) -> Result<Config, ConfigErro
             retries: al.uint("retries", 0, 10, &mut p).unwrap_or(3) as u32,
         });
 
+    let me = Section::new(top.get("metrics"), "metrics", &["listen"], &mut p);
+    let metrics_listen = me
+        .parsed("listen", &mut p, parse_addr)
+        .unwrap_or(([127, 0, 0, 1], 9184).into());
+    if metrics_listen == listen {
+        p.push(
+            "metrics.listen",
+            format!("`{metrics_listen}` is also `listen`: give the metrics their own port"),
+        );
+    }
+
     let admin_s = Section::new(top.get("admin"), "admin", &["allow", "token"], &mut p);
     let admin = Admin {
         allow: admin_s
@@ -639,6 +653,7 @@ pub fn parse_str(text: &str, source: Option<&Path>) -> Result<Config, ConfigErro
         policies,
         enforcement,
         webhook,
+        metrics_listen,
         admin,
         limits,
         server,

@@ -61,6 +61,9 @@ pub struct RequestCtx {
     pub status: Option<u16>,
     pub error: Option<ProxyError>,
     pub first_byte: Option<Instant>,
+    /// When the request went to the vendor, and when the vendor's answer ended.
+    pub upstream_sent: Option<Instant>,
+    pub upstream_done: Option<Instant>,
     pub response_bytes: u64,
     pub response_done: bool,
     pub usage: Option<UsageTap>,
@@ -86,6 +89,8 @@ impl RequestCtx {
             status: None,
             error: None,
             first_byte: None,
+            upstream_sent: None,
+            upstream_done: None,
             response_bytes: 0,
             response_done: false,
             usage: None,

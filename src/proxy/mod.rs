@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::error::ProxyError;
 use crate::facts;
 use crate::live::LiveSettings;
+use crate::metrics;
 use crate::policy::gate::{gate, Gated};
 use crate::policy::input::{document, InputParts, UsageCounters};
 use crate::record;
@@ -157,10 +158,13 @@ impl Gateway {
             mode: config.mode.as_str(),
         });
         let live = shared.live.get();
+        let timer = Instant::now();
         let mut verdict = live
             .policies
             .set
             .evaluate(&regorus::Value::from(input), None);
+        metrics::POLICY_EVAL.observe(timer.elapsed().as_secs_f64());
+        metrics::POLICY_ERRORS.inc_by(verdict.errors.len() as u64);
         if verdict.policy.is_none() && verdict.action < live.policies.default {
             verdict.action = live.policies.default;
         }
@@ -539,6 +543,7 @@ impl ProxyHttp for Gateway {
         req: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        ctx.upstream_sent = Some(Instant::now());
         match ctx.exchange.as_ref() {
             Some(x) => rewrite_for_vendor(req, x),
             None => Error::e_explain(ErrorType::InternalError, "no exchange for upstream request"),
@@ -583,6 +588,7 @@ impl ProxyHttp for Gateway {
         }
         if end_of_stream {
             ctx.response_done = true;
+            ctx.upstream_done = Some(Instant::now());
         }
         Ok(None)
     }
@@ -655,6 +661,12 @@ impl ProxyHttp for Gateway {
                     .counters
                     .record(ip, self.shared.clock.now(), tokens.max(0) as u64);
             }
+            let vendor_wait = ctx.upstream_sent.map(|sent| {
+                ctx.upstream_done
+                    .unwrap_or_else(Instant::now)
+                    .duration_since(sent)
+            });
+            metrics::exchange(&row, ctx.blocked, ctx.is_subrequest, vendor_wait);
             self.shared.audit.send(row);
         }
         log::debug!(

@@ -100,6 +100,7 @@ pub fn endpoints_to(upstream: &str) -> String {
 pub struct Yori {
     pub child: Child,
     pub port: u16,
+    pub metrics_port: u16,
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
 }
@@ -115,8 +116,9 @@ impl Yori {
     pub fn start_at(extra: &str, now: &str) -> Yori {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
+        let metrics_port = free_port();
         let yaml = format!(
-            "listen: 127.0.0.1:{port}\n{extra}\nserver:\n  pid_file: {d}/yori.pid\n  upgrade_sock: {d}/upgrade.sock\n  grace_period_seconds: 1\n  graceful_shutdown_timeout_seconds: 2\n",
+            "listen: 127.0.0.1:{port}\nmetrics:\n  listen: 127.0.0.1:{metrics_port}\n{extra}\nserver:\n  pid_file: {d}/yori.pid\n  upgrade_sock: {d}/upgrade.sock\n  grace_period_seconds: 1\n  graceful_shutdown_timeout_seconds: 2\n",
             d = dir.path().display()
         );
         let config = dir.path().join("yori.conf");
@@ -135,6 +137,7 @@ impl Yori {
         let mut y = Yori {
             child,
             port,
+            metrics_port,
             dir,
             config,
         };

@@ -1,0 +1,296 @@
+//! Every Prometheus metric YORI exports, defined once. Served by a Pingora service on
+//! `metrics.listen` from the default registry. Labels are bounded: vendor ids, outcomes, status
+//! classes, policy file names, error codes; never models, IPs or prompts.
+
+use once_cell::sync::Lazy;
+use prometheus::{
+    register_counter_vec, register_histogram, register_histogram_vec, register_int_counter,
+    register_int_counter_vec, register_int_gauge, register_int_gauge_vec, CounterVec, Histogram,
+    HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+};
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    120.0, 300.0,
+];
+const FAST_BUCKETS: &[f64] = &[
+    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1,
+];
+
+fn must<T>(r: prometheus::Result<T>, name: &str) -> T {
+    // registration only fails on a duplicate name, which is a programming error caught by tests
+    r.unwrap_or_else(|e| panic!("metric {name}: {e}"))
+}
+
+pub static BUILD_INFO: Lazy<IntGaugeVec> = Lazy::new(|| {
+    must(
+        register_int_gauge_vec!(
+            "yori_build_info",
+            "YORI build information (always 1)",
+            &["version"]
+        ),
+        "build_info",
+    )
+});
+
+pub static REQUESTS: Lazy<IntCounterVec> = Lazy::new(|| {
+    must(
+        register_int_counter_vec!(
+            "yori_requests_total",
+            "Vendor requests by vendor, outcome (forwarded, blocked, refused, failed) and status class",
+            &["vendor", "outcome", "status_class"]
+        ),
+        "requests",
+    )
+});
+
+pub static REQUEST_DURATION: Lazy<HistogramVec> = Lazy::new(|| {
+    must(
+        register_histogram_vec!(
+            "yori_request_duration_seconds",
+            "Whole exchange as the client saw it",
+            &["vendor"],
+            LATENCY_BUCKETS.to_vec()
+        ),
+        "duration",
+    )
+});
+
+pub static OVERHEAD: Lazy<HistogramVec> = Lazy::new(|| {
+    must(
+        register_histogram_vec!(
+            "yori_overhead_seconds",
+            "YORI's own time per forwarded exchange: total minus the time spent waiting on the vendor",
+            &["vendor"],
+            FAST_BUCKETS.to_vec()
+        ),
+        "overhead",
+    )
+});
+
+pub static FIRST_BYTE: Lazy<HistogramVec> = Lazy::new(|| {
+    must(
+        register_histogram_vec!(
+            "yori_time_to_first_byte_seconds",
+            "From request start to the vendor's response header",
+            &["vendor"],
+            LATENCY_BUCKETS.to_vec()
+        ),
+        "first_byte",
+    )
+});
+
+pub static TOKENS: Lazy<CounterVec> = Lazy::new(|| {
+    must(
+        register_counter_vec!(
+            "yori_tokens_total",
+            "Tokens by vendor and direction (prompt, response)",
+            &["vendor", "direction"]
+        ),
+        "tokens",
+    )
+});
+
+pub static UPSTREAM_ERRORS: Lazy<IntCounterVec> = Lazy::new(|| {
+    must(
+        register_int_counter_vec!(
+            "yori_upstream_errors_total",
+            "Failed exchanges by vendor and error kind",
+            &["vendor", "kind"]
+        ),
+        "upstream_errors",
+    )
+});
+
+pub static POLICY_DECISIONS: Lazy<IntCounterVec> = Lazy::new(|| {
+    must(
+        register_int_counter_vec!(
+            "yori_policy_decisions_total",
+            "Winning policy verdicts by policy and action",
+            &["policy", "action"]
+        ),
+        "policy_decisions",
+    )
+});
+
+pub static POLICY_EVAL: Lazy<Histogram> = Lazy::new(|| {
+    must(
+        register_histogram!(
+            "yori_policy_evaluation_seconds",
+            "Time to evaluate all policies for one request",
+            FAST_BUCKETS.to_vec()
+        ),
+        "policy_eval",
+    )
+});
+
+pub static POLICY_ERRORS: Lazy<IntCounter> = Lazy::new(|| {
+    must(
+        register_int_counter!(
+            "yori_policy_errors_total",
+            "Policy evaluations that failed (the request was allowed)"
+        ),
+        "policy_errors",
+    )
+});
+
+pub static ALERTS: Lazy<IntCounter> = Lazy::new(|| {
+    must(
+        register_int_counter!("yori_alerts_total", "Alerts raised"),
+        "alerts",
+    )
+});
+
+pub static ALERT_WEBHOOK: Lazy<IntCounterVec> = Lazy::new(|| {
+    must(
+        register_int_counter_vec!(
+            "yori_alert_webhook_total",
+            "Webhook deliveries by result (delivered, failed, dropped)",
+            &["result"]
+        ),
+        "webhook",
+    )
+});
+
+pub static AUDIT_WRITTEN: Lazy<IntCounter> = Lazy::new(|| {
+    must(
+        register_int_counter!(
+            "yori_audit_rows_written_total",
+            "Audit rows committed to SQLite"
+        ),
+        "audit_written",
+    )
+});
+
+pub static AUDIT_DROPPED: Lazy<IntCounter> = Lazy::new(|| {
+    must(
+        register_int_counter!(
+            "yori_audit_rows_dropped_total",
+            "Audit rows lost (queue full, or database unusable)"
+        ),
+        "audit_dropped",
+    )
+});
+
+pub static AUDIT_QUEUE: Lazy<IntGauge> = Lazy::new(|| {
+    must(
+        register_int_gauge!("yori_audit_queue_rows", "Audit rows waiting to be written"),
+        "audit_queue",
+    )
+});
+
+pub static AUDIT_WRITE: Lazy<Histogram> = Lazy::new(|| {
+    must(
+        register_histogram!(
+            "yori_audit_batch_write_seconds",
+            "Time to commit one batch of audit rows",
+            FAST_BUCKETS.to_vec()
+        ),
+        "audit_write",
+    )
+});
+
+pub static AUDIT_ERRORS: Lazy<IntCounter> = Lazy::new(|| {
+    must(
+        register_int_counter!(
+            "yori_audit_write_errors_total",
+            "Failed audit batch writes (rows kept for retry)"
+        ),
+        "audit_errors",
+    )
+});
+
+pub static RELOADS: Lazy<IntCounterVec> = Lazy::new(|| {
+    must(
+        register_int_counter_vec!(
+            "yori_config_reloads_total",
+            "SIGHUP reloads by result (ok, failed)",
+            &["result"]
+        ),
+        "reloads",
+    )
+});
+
+/// Registers every metric so a scrape shows them all from the start (zeros included).
+pub fn init(version: &str) {
+    BUILD_INFO.with_label_values(&[version]).set(1);
+    Lazy::force(&REQUESTS);
+    Lazy::force(&REQUEST_DURATION);
+    Lazy::force(&OVERHEAD);
+    Lazy::force(&FIRST_BYTE);
+    Lazy::force(&TOKENS);
+    Lazy::force(&UPSTREAM_ERRORS);
+    Lazy::force(&POLICY_DECISIONS);
+    Lazy::force(&POLICY_EVAL);
+    Lazy::force(&POLICY_ERRORS);
+    Lazy::force(&ALERTS);
+    Lazy::force(&ALERT_WEBHOOK);
+    Lazy::force(&AUDIT_WRITTEN);
+    Lazy::force(&AUDIT_DROPPED);
+    Lazy::force(&AUDIT_QUEUE);
+    Lazy::force(&AUDIT_WRITE);
+    Lazy::force(&AUDIT_ERRORS);
+    Lazy::force(&RELOADS);
+}
+
+pub fn status_class(status: Option<u16>) -> &'static str {
+    match status.unwrap_or(0) {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        500..=599 => "5xx",
+        _ => "none",
+    }
+}
+
+/// Counts one finished vendor exchange from its audit row (called once, where the row is made).
+pub fn exchange(
+    row: &crate::audit::AuditRow,
+    blocked: bool,
+    forwarded: bool,
+    vendor_wait: Option<std::time::Duration>,
+) {
+    let vendor = row.vendor.unwrap_or("unknown");
+    let status = row.response_status.map(|s| s as u16);
+    let outcome = match (blocked, forwarded, row.error_kind) {
+        (true, _, _) => "blocked",
+        (_, true, None) | (_, true, Some("client_closed")) => "forwarded",
+        (_, true, Some(_)) => "failed",
+        (_, false, _) => "refused",
+    };
+    REQUESTS
+        .with_label_values(&[vendor, outcome, status_class(status)])
+        .inc();
+    let total = row.response_duration_ms as f64 / 1000.0;
+    REQUEST_DURATION.with_label_values(&[vendor]).observe(total);
+    if let Some(fb) = row.first_byte_ms {
+        FIRST_BYTE
+            .with_label_values(&[vendor])
+            .observe(fb as f64 / 1000.0);
+    }
+    if let Some(wait) = vendor_wait {
+        OVERHEAD
+            .with_label_values(&[vendor])
+            .observe((total - wait.as_secs_f64()).max(0.0));
+    }
+    if let Some(t) = row.prompt_tokens {
+        TOKENS
+            .with_label_values(&[vendor, "prompt"])
+            .inc_by(t.max(0) as f64);
+    }
+    if let Some(t) = row.response_tokens {
+        TOKENS
+            .with_label_values(&[vendor, "response"])
+            .inc_by(t.max(0) as f64);
+    }
+    if let Some(kind) = row.error_kind {
+        UPSTREAM_ERRORS.with_label_values(&[vendor, kind]).inc();
+    }
+    POLICY_DECISIONS
+        .with_label_values(&[
+            row.policy_name.as_deref().unwrap_or("none"),
+            row.policy_result,
+        ])
+        .inc();
+}
