@@ -281,12 +281,13 @@ impl Gateway {
             Ok(b) => b,
             Err(e) => return self.answer_error(session, ctx, Some(ep.vendor), e).await,
         };
-        let Some(mut request) = ctx.request.clone() else {
+        let Some(request) = ctx.request.as_mut().map(|r| {
+            r.request_bytes = body.len();
+            r.clone()
+        }) else {
             return;
         };
-        request.request_bytes = body.len();
         let facts = facts::extract(ep.vendor, &request.path, &body);
-        ctx.request = Some(request.clone());
         let gated = self.decide(ctx, endpoint, &request, &facts);
         if gated.block {
             ctx.facts = Some(facts);
