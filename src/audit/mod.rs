@@ -312,13 +312,8 @@ impl Writer {
 
     fn open(&self) -> Option<rusqlite::Connection> {
         match store::open_writer(&self.config.database) {
-            Ok(c) => {
-                log::info!(
-                    "audit database ready path={}",
-                    self.config.database.display()
-                );
-                Some(c)
-            }
+            // the server already said "ready" at start; recovery is logged by the caller
+            Ok(c) => Some(c),
             Err(e) => {
                 log::error!(
                     "audit database unusable, rows are held then dropped until it is fixed: {e}"
