@@ -91,33 +91,7 @@ out="loadtest/results/compare-$(date -u +%Y%m%dT%H%M%SZ).txt"
   done
   echo "yori peak RSS: $(awk '/VmHWM/ {print $2 " " $3}' /proc/$YPID/status)"
   sent=$(awk '/requests in/ {s+=$1} END {print s}' "$work"/yori-*.txt)
-  kill -TERM "$YPID"; if command -v nginx >/dev/null; then
-  # nginx as a bare reverse proxy to the same mock (inspects nothing): the yardstick
-  mkdir -p "$work/nginx"
-  cat >"$work/nginx/nginx.conf" <<NGX
-worker_processes 1;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $work/nginx; proxy_temp_path $work/nginx; fastcgi_temp_path $work/nginx; uwsgi_temp_path $work/nginx; scgi_temp_path $work/nginx;
-  upstream mock { server 127.0.0.1:$MOCK; keepalive 64; }
-  server {
-    listen 127.0.0.1:$NGINX;
-    location /openai/ {
-      proxy_pass http://mock/;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Host api.openai.com;
-      proxy_buffering off;
-    }
-  }
-}
-NGX
-  nginx -c "$work/nginx/nginx.conf" -g 'daemon off;' & pids+=($!)
-fi
-for _ in $(seq 100); do kill -0 "$YPID" 2>/dev/null || break; sleep 0.1; done
+  kill -TERM "$YPID"; for _ in $(seq 100); do kill -0 "$YPID" 2>/dev/null || break; sleep 0.1; done
   echo "audit rows written: $(sqlite3 "$work/audit.db" 'SELECT COUNT(*) FROM audit_events') for $sent requests completed by wrk (wrk cuts in-flight requests at the end of each run)"
   echo "yori errors in wrk output: $(grep -h 'Non-2xx\|Socket errors' "$work"/yori-*.txt | tr '\n' ' ' || true)"
 } | tee "$out"
