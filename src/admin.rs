@@ -1,4 +1,5 @@
-//! The admin API on the proxy listener: `/api/stats`, `/api/audit`, `/api/audit.csv`.
+//! The admin API on the proxy listener: `/api/stats`, `/api/audit`, `/api/audit.csv`, and the
+//! local CA certificate at `/ca.crt`.
 //!
 //! Only clients in `admin.allow` (default loopback) or with `Authorization: Bearer <admin.token>`
 //! get in; everyone else gets 403. Reads run on the blocking pool with their own read-only
@@ -48,6 +49,45 @@ async fn error(session: &mut Session, status: u16, message: &str) -> u16 {
     status
 }
 
+/// `GET /ca.crt` (PEM, or DER with `?format=der`): the local CA for parents to install on devices.
+/// Read at each request, so a `yori ca init --force` is served at once.
+async fn ca_certificate(shared: &Shared, session: &mut Session, query: &str) -> u16 {
+    let tls = &shared.config.tls;
+    if tls.cert.is_some() {
+        return error(
+            session,
+            404,
+            "yori: the TLS listener presents your own certificate (tls.cert); there is no local CA to install",
+        )
+        .await;
+    }
+    let der = query.split('&').any(|kv| kv == "format=der");
+    let cert = crate::tls::ca::Ca::certificate(&tls.ca_dir)
+        .map_err(|e| e.to_string())
+        .and_then(|c| if der { c.to_der() } else { c.to_pem() }.map_err(|e| e.to_string()));
+    match cert {
+        Ok(bytes) => {
+            respond::send(
+                session,
+                200,
+                "application/x-x509-ca-cert",
+                Bytes::from(bytes),
+            )
+            .await;
+            200
+        }
+        Err(e) => {
+            log::warn!("ca certificate not served error={e}");
+            error(
+                session,
+                404,
+                "yori: no local CA yet (`yori ca init`, or enable tls)",
+            )
+            .await
+        }
+    }
+}
+
 /// Answers one admin request; returns the status sent.
 pub async fn handle(shared: &Arc<Shared>, session: &mut Session, ip: Option<IpAddr>) -> u16 {
     if !allowed(shared, session, ip) {
@@ -59,6 +99,9 @@ pub async fn handle(shared: &Arc<Shared>, session: &mut Session, ip: Option<IpAd
     }
     let path = req.uri.path().to_string();
     let query_string = req.uri.query().unwrap_or("").to_string();
+    if path == "/ca.crt" {
+        return ca_certificate(shared, session, &query_string).await;
+    }
     enum Kind {
         Stats,
         Page,

@@ -6,6 +6,7 @@ use crate::error::ProxyError;
 use bytes::{Bytes, BytesMut};
 use http::header;
 use pingora_proxy::Session;
+use std::time::Duration;
 
 /// Reads the body, answering `Expect: 100-continue` first. Oversized bodies are refused from the
 /// declared Content-Length when there is one (without reading them), or as soon as the running
@@ -46,4 +47,35 @@ pub async fn read_body(session: &mut Session, limit: usize) -> Result<Bytes, Pro
         }
     }
     Ok(body.freeze())
+}
+
+/// Reads and drops a request body YORI refuses without looking at it (404, 421), so an HTTP/2
+/// client is not reset mid-upload and an HTTP/1.1 connection can be reused. Past `limit` bytes,
+/// 5 s, or with `Expect: 100-continue` (the client waits for us), it gives up and closes instead.
+pub async fn discard_body(session: &mut Session, limit: usize) {
+    if session.is_body_done() {
+        return;
+    }
+    let expects_continue = session.req_header().headers.contains_key(header::EXPECT);
+    let drained = !expects_continue
+        && tokio::time::timeout(Duration::from_secs(5), async {
+            let mut seen = 0usize;
+            loop {
+                match session.read_request_body().await {
+                    Ok(Some(chunk)) => {
+                        seen += chunk.len();
+                        if seen > limit {
+                            return false;
+                        }
+                    }
+                    Ok(None) => return true,
+                    Err(_) => return false,
+                }
+            }
+        })
+        .await
+        .unwrap_or(false);
+    if !drained {
+        session.set_keepalive(None);
+    }
 }

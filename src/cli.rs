@@ -45,6 +45,26 @@ pub enum Command {
     /// Household policies.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// The local certificate authority for HTTPS interception (in `tls.ca_dir`).
+    #[command(subcommand)]
+    Ca(CaCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CaCommand {
+    /// Create the local CA (`ca.crt`, and `ca.key` readable only by its owner). Refuses to replace
+    /// an existing one unless --force.
+    Init {
+        /// Replace an existing CA: every device must then install the new certificate.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print the CA certificate for installing on devices (PEM, or binary DER with --der).
+    Export {
+        /// DER instead of PEM (some Android and Windows dialogs want it).
+        #[arg(long)]
+        der: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]

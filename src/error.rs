@@ -9,6 +9,8 @@ pub enum ProxyError {
     NotFound,
     /// The Host names a vendor that is disabled here.
     Misdirected,
+    /// On the TLS listener, the Host is not the connection's SNI (domain fronting).
+    HostMismatch,
     /// The request body is above `limits.max_body_bytes`.
     BodyTooLarge { limit: usize },
     /// The client sent something we could not read (broken framing, early close).
@@ -27,7 +29,7 @@ impl ProxyError {
     pub fn status(&self) -> u16 {
         match self {
             ProxyError::NotFound => 404,
-            ProxyError::Misdirected => 421,
+            ProxyError::Misdirected | ProxyError::HostMismatch => 421,
             ProxyError::BodyTooLarge { .. } => 413,
             ProxyError::BadRequest(_) => 400,
             ProxyError::Forbidden => 403,
@@ -39,7 +41,7 @@ impl ProxyError {
     pub fn code(&self) -> &'static str {
         match self {
             ProxyError::NotFound => "not_found",
-            ProxyError::Misdirected => "misdirected_request",
+            ProxyError::Misdirected | ProxyError::HostMismatch => "misdirected_request",
             ProxyError::BodyTooLarge { .. } => "request_too_large",
             ProxyError::BadRequest(_) => "bad_request",
             ProxyError::Forbidden => "forbidden",
@@ -57,6 +59,9 @@ impl ProxyError {
                     .into()
             }
             ProxyError::Misdirected => "yori: this vendor is disabled on this gateway".into(),
+            ProxyError::HostMismatch => {
+                "yori: the Host does not match the name this TLS connection was opened for".into()
+            }
             ProxyError::BodyTooLarge { limit } => {
                 format!("yori: request body is larger than the gateway's limit of {limit} bytes")
             }
@@ -72,9 +77,10 @@ impl ProxyError {
 
     pub fn log_level(&self) -> log::Level {
         match self {
-            ProxyError::NotFound | ProxyError::Misdirected | ProxyError::Forbidden => {
-                log::Level::Info
-            }
+            ProxyError::NotFound
+            | ProxyError::Misdirected
+            | ProxyError::HostMismatch
+            | ProxyError::Forbidden => log::Level::Info,
             ProxyError::BodyTooLarge { .. } | ProxyError::BadRequest(_) => log::Level::Info,
             ProxyError::UpstreamUnreachable(_)
             | ProxyError::UpstreamTimeout

@@ -20,6 +20,7 @@ pub mod record;
 pub mod respond;
 pub mod route;
 pub mod server;
+pub mod tls;
 pub mod upstream;
 pub mod usage;
 pub mod vendor;

@@ -2,8 +2,9 @@
 //! Exit codes: 0 ok, 2 bad config or usage, 1 runtime failure.
 
 use clap::Parser;
+use std::io::Write;
 use std::process::ExitCode;
-use yori::cli::{Cli, Command, PolicyCommand};
+use yori::cli::{CaCommand, Cli, Command, PolicyCommand};
 use yori::config;
 
 fn main() -> ExitCode {
@@ -14,14 +15,14 @@ fn main() -> ExitCode {
     let loaded = config::load(path.as_deref());
     match cli.command {
         Some(Command::Check) => match loaded {
-            Ok(c) => {
-                println!(
-                    "configuration ok: {}",
-                    c.source
-                        .map_or("(built-in default)".into(), |p| p.display().to_string())
-                );
-                ExitCode::SUCCESS
+            Ok(c) => check(&c),
+            Err(e) => {
+                eprint!("{e}");
+                ExitCode::from(2)
             }
+        },
+        Some(Command::Ca(verb)) => match loaded {
+            Ok(c) => ca(&c, verb),
             Err(e) => {
                 eprint!("{e}");
                 ExitCode::from(2)
@@ -52,11 +53,99 @@ fn main() -> ExitCode {
                     config::DEFAULT_CONFIG_PATH
                 );
             }
-            match yori::server::build(config, &args) {
+            let tls = if config.tls.enabled {
+                // fail safe: a TLS listener that cannot present a trusted certificate must not
+                // start, and YORI never serves plain HTTP on the TLS port instead
+                let prepared = match yori::tls::prepare(&config, true) {
+                    Ok(yori::tls::Prepared::Ready(certs)) => Ok(certs),
+                    Ok(yori::tls::Prepared::WillCreate) => Err("no CA was created".to_string()),
+                    Err(e) => Err(e),
+                };
+                match prepared {
+                    Ok(certs) => Some(certs),
+                    Err(e) => {
+                        eprintln!("yori: cannot start the TLS listener: {e}");
+                        return ExitCode::from(2);
+                    }
+                }
+            } else {
+                None
+            };
+            match yori::server::build(config, tls, &args) {
                 Ok(server) => server.run_forever(),
                 Err(e) => {
                     log::error!("cannot start: {e:#}");
                     ExitCode::from(1)
+                }
+            }
+        }
+    }
+}
+
+/// `yori check`: the config, the policies (already compiled by `load`) and the TLS material.
+fn check(c: &config::Config) -> ExitCode {
+    let source = c
+        .source
+        .as_ref()
+        .map_or("(built-in default)".into(), |p| p.display().to_string());
+    if c.tls.enabled {
+        match yori::tls::prepare(c, false) {
+            Ok(yori::tls::Prepared::Ready(_)) => {}
+            Ok(yori::tls::Prepared::WillCreate) => println!(
+                "note: no local CA in {} yet; YORI creates one at start (or run `yori ca init`)",
+                c.tls.ca_dir.display()
+            ),
+            Err(e) => {
+                eprintln!("invalid configuration {source}:\n  {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    println!("configuration ok: {source}");
+    ExitCode::SUCCESS
+}
+
+/// `yori ca init|export`.
+fn ca(c: &config::Config, verb: CaCommand) -> ExitCode {
+    use yori::tls::ca::Ca;
+    let dir = &c.tls.ca_dir;
+    match verb {
+        CaCommand::Init { force } => match Ca::init(dir, force) {
+            Ok(ca) => {
+                println!(
+                    "local CA created in {}\n  certificate: {}/{} (install it on each device: `yori ca export`)\n  key: {}/{} (mode 0600, never copy it off the router)\n  SHA-256 fingerprint: {}",
+                    dir.display(),
+                    dir.display(),
+                    yori::tls::ca::CERT_FILE,
+                    dir.display(),
+                    yori::tls::ca::KEY_FILE,
+                    ca.fingerprint()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("yori ca init: {e}");
+                ExitCode::from(2)
+            }
+        },
+        CaCommand::Export { der } => {
+            // only the certificate: exporting must not need the key
+            let bytes = Ca::certificate(dir)
+                .map_err(|e| e.to_string())
+                .and_then(|cert| {
+                    if der { cert.to_der() } else { cert.to_pem() }.map_err(|e| e.to_string())
+                });
+            match bytes {
+                Ok(b) => {
+                    let mut out = std::io::stdout().lock();
+                    if out.write_all(&b).and_then(|_| out.flush()).is_err() {
+                        return ExitCode::from(1);
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("yori ca export: {e}");
+                    ExitCode::from(2)
                 }
             }
         }

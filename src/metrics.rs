@@ -212,6 +212,27 @@ pub static RELOADS: Lazy<IntCounterVec> = Lazy::new(|| {
 });
 
 /// Registers every metric so a scrape shows them all from the start (zeros included).
+pub static TLS_REFUSED: Lazy<IntCounterVec> = Lazy::new(|| {
+    must(
+        register_int_counter_vec!(
+            "yori_tls_handshakes_refused_total",
+            "TLS handshakes refused by reason (unknown_name: SNI is not an enabled endpoint, no_sni)",
+            &["reason"]
+        ),
+        "tls_refused",
+    )
+});
+
+pub static TLS_ISSUED: Lazy<IntCounter> = Lazy::new(|| {
+    must(
+        register_int_counter!(
+            "yori_tls_certificates_issued_total",
+            "Leaf certificates issued by the local CA (at start and on renewal)"
+        ),
+        "tls_issued",
+    )
+});
+
 pub fn init(version: &str) {
     BUILD_INFO.with_label_values(&[version]).set(1);
     Lazy::force(&REQUESTS);
@@ -231,6 +252,8 @@ pub fn init(version: &str) {
     Lazy::force(&AUDIT_WRITE);
     Lazy::force(&AUDIT_ERRORS);
     Lazy::force(&RELOADS);
+    Lazy::force(&TLS_REFUSED);
+    Lazy::force(&TLS_ISSUED);
 }
 
 pub fn status_class(status: Option<u16>) -> &'static str {

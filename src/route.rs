@@ -21,6 +21,8 @@ pub enum Route {
     },
     /// The Host names a vendor whose endpoint is disabled here: 421.
     Misdirected,
+    /// On the TLS listener, a Host other than the connection's SNI: 421.
+    HostMismatch,
     /// Nothing matches: 404, never forwarded.
     NotFound,
 }
@@ -51,6 +53,22 @@ impl Router {
     /// Like `route`, for a host already known to be an enabled endpoint (TLS SNI) or none.
     pub fn endpoint_for_host(&self, host: &str) -> Option<usize> {
         self.by_domain.get(&normalize_host(host)).copied().flatten()
+    }
+
+    /// A request on the TLS listener: the connection's SNI (already checked by the handshake)
+    /// names the vendor and every path goes to it unchanged, as the device believes it talks to
+    /// the vendor. A Host that differs from the SNI (domain fronting) is misdirected.
+    pub fn route_tls(&self, sni: &str, host: Option<&str>, path_and_query: &str) -> Route {
+        if host.is_some_and(|h| normalize_host(h) != sni) {
+            return Route::HostMismatch;
+        }
+        match self.by_domain.get(sni) {
+            Some(Some(i)) => Route::Vendor {
+                endpoint: *i,
+                path: path_and_query.to_string(),
+            },
+            _ => Route::Misdirected,
+        }
     }
 
     pub fn route(&self, host: Option<&str>, path_and_query: &str) -> Route {
@@ -219,5 +237,22 @@ mod tests {
         let (r, _) = router("");
         assert_eq!(r.route(Some("api.openai.com"), "/health"), Route::Health);
         assert_eq!(r.route(Some("api.openai.com"), "/api/stats"), Route::Admin);
+    }
+
+    #[test]
+    fn tls_routes_every_path_by_sni_and_refuses_fronting() {
+        let (r, c) = router("");
+        let got = r.route_tls("api.openai.com", Some("API.OpenAI.com:443"), "/health");
+        assert_eq!(
+            vendor_of(&c, &got),
+            Some(("openai".into(), "/health".into()))
+        );
+        let got = r.route_tls("api.mistral.ai", None, "/v1/chat/completions");
+        assert_eq!(vendor_of(&c, &got).map(|v| v.0), Some("mistral".into()));
+        assert_eq!(
+            r.route_tls("api.openai.com", Some("api.anthropic.com"), "/v1/messages"),
+            Route::HostMismatch
+        );
+        assert_eq!(r.route_tls("example.com", None, "/"), Route::Misdirected);
     }
 }

@@ -30,7 +30,11 @@ fn server_conf(config: &Config, args: &RunArgs) -> ServerConf {
 }
 
 /// Builds every service; `run_forever` never returns.
-pub fn build(config: Config, args: &RunArgs) -> anyhow::Result<Server> {
+pub fn build(
+    config: Config,
+    certs: Option<Arc<crate::tls::Certs>>,
+    args: &RunArgs,
+) -> anyhow::Result<Server> {
     let opt = Opt {
         upgrade: args.upgrade,
         daemon: args.daemon,
@@ -109,6 +113,24 @@ pub fn build(config: Config, args: &RunArgs) -> anyhow::Result<Server> {
         app.server_options = Some(options);
     }
     proxy.add_tcp(&listen.to_string());
+    if let Some(certs) = certs {
+        let settings = crate::tls::settings(certs)
+            .map_err(|e| anyhow::anyhow!("cannot set up the TLS listener: {e}"))?;
+        proxy.add_tls_with_settings(&shared.config.tls.listen.to_string(), None, settings);
+        log::info!(
+            "tls listening addr={} names={} ca_dir={}",
+            shared.config.tls.listen,
+            shared
+                .config
+                .endpoints
+                .iter()
+                .filter(|e| e.enabled)
+                .map(|e| e.domain.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+            shared.config.tls.ca_dir.display()
+        );
+    }
     server.add_service(proxy);
     crate::metrics::init(crate::proxy::VERSION);
     let mut prometheus = pingora_prometheus::prometheus_http_service();

@@ -254,12 +254,28 @@ pub struct ServerSettings {
     pub error_log: Option<PathBuf>,
 }
 
+/// The TLS listener that intercepts devices' HTTPS calls to the vendor names (`tls`).
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    /// On when the `tls` section is present, unless `enabled: false`.
+    pub enabled: bool,
+    pub listen: SocketAddr,
+    /// The local CA (`ca.crt`, `ca.key`); used unless `cert` and `key` are given.
+    pub ca_dir: PathBuf,
+    /// A certificate chain (PEM) and key supplied by the user instead of the local CA.
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    /// Validity of the leaf certificates the local CA issues; renewed when a third is left.
+    pub leaf_days: u32,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Where this config came from; `None` for the built-in default.
     pub source: Option<PathBuf>,
     pub mode: Mode,
     pub listen: SocketAddr,
+    pub tls: TlsConfig,
     pub endpoints: Vec<Endpoint>,
     pub default_vendor: Option<usize>,
     pub devices: Vec<Device>,
@@ -330,6 +346,7 @@ pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
 const TOP_KEYS: &[&str] = &[
     "mode",
     "listen",
+    "tls",
     "endpoints",
     "default_vendor",
     "devices",
@@ -563,6 +580,8 @@ pub fn parse_str(text: &str, source: Option<&Path>) -> Result<Config, ConfigErro
         );
     }
 
+    let tls = tls_section(&top, listen, metrics_listen, &mut p);
+
     let admin_s = Section::new(top.get("admin"), "admin", &["allow", "token"], &mut p);
     let admin = Admin {
         allow: admin_s
@@ -646,6 +665,7 @@ pub fn parse_str(text: &str, source: Option<&Path>) -> Result<Config, ConfigErro
         source: source.map(Path::to_path_buf),
         mode,
         listen,
+        tls,
         endpoints,
         default_vendor,
         devices,
@@ -668,6 +688,61 @@ const LOOPBACK6: Cidr = Cidr {
     addr: IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
     prefix: 128,
 };
+
+fn tls_section(
+    top: &Section,
+    listen: SocketAddr,
+    metrics_listen: SocketAddr,
+    p: &mut Problems,
+) -> TlsConfig {
+    let t = Section::new(
+        top.get("tls"),
+        "tls",
+        &["enabled", "listen", "ca_dir", "cert", "key", "leaf_days"],
+        p,
+    );
+    let present = top.get("tls").is_some_and(|v| !v.is_null());
+    let tls = TlsConfig {
+        enabled: t.boolean("enabled", p).unwrap_or(present),
+        listen: t
+            .parsed("listen", p, parse_addr)
+            .unwrap_or(([0, 0, 0, 0], 8443).into()),
+        ca_dir: t
+            .string("ca_dir", p)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| DEFAULT_CA_DIR.into()),
+        cert: t.string("cert", p).map(PathBuf::from),
+        key: t.string("key", p).map(PathBuf::from),
+        leaf_days: t.uint("leaf_days", 2, 825, p).unwrap_or(90) as u32,
+    };
+    if tls.cert.is_some() != tls.key.is_some() {
+        let missing = if tls.cert.is_some() { "key" } else { "cert" };
+        p.push(
+            &t.child(missing),
+            "`cert` and `key` go together: give both (your own certificate) or neither (the local CA)",
+        );
+    }
+    if tls.enabled {
+        for (other, key) in [(listen, "listen"), (metrics_listen, "metrics.listen")] {
+            if same_port(tls.listen, other) {
+                p.push(
+                    "tls.listen",
+                    format!(
+                        "`{}` overlaps `{key}` ({other}): TLS needs its own port \
+                         (e.g. plain HTTP on 0.0.0.0:8080, TLS on 0.0.0.0:8443)",
+                        tls.listen
+                    ),
+                );
+            }
+        }
+    }
+    tls
+}
+
+/// Whether two listeners would fight over one port (same port, and same or wildcard address).
+fn same_port(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() == b.port() && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+}
 
 pub fn parse_addr(s: &str) -> Result<SocketAddr, String> {
     s.parse::<SocketAddr>().map_err(|_| {

@@ -120,6 +120,10 @@ impl Gateway {
         ) {
             // the rest of the body is unread: this connection cannot carry another request
             session.set_keepalive(None);
+        } else {
+            // a refusal before the body was read: take it first, or an HTTP/2 client still
+            // uploading may see its stream reset before it reads the answer
+            capture::discard_body(session, self.shared.config.limits.max_body_bytes).await;
         }
         ctx.status = Some(e.status());
         ctx.error = Some(e.clone());
@@ -449,6 +453,15 @@ async fn finish_subrequest(mut state: PipeSubrequestState) {
     }
 }
 
+/// The server name of a connection on the TLS listener (see `tls::Sni`); `None` on plain HTTP.
+fn connection_sni(session: &Session) -> Option<String> {
+    session
+        .digest()
+        .and_then(|d| d.ssl_digest.as_ref())
+        .and_then(|s| s.extension.get::<crate::tls::Sni>())
+        .map(|s| s.0.clone())
+}
+
 fn request_host(session: &Session) -> Option<String> {
     let req = session.req_header();
     req.headers
@@ -497,7 +510,11 @@ impl ProxyHttp for Gateway {
             .path_and_query()
             .map_or("/", |p| p.as_str())
             .to_string();
-        match self.shared.router.route(host.as_deref(), &path) {
+        let route = match connection_sni(session) {
+            Some(sni) => self.shared.router.route_tls(&sni, host.as_deref(), &path),
+            None => self.shared.router.route(host.as_deref(), &path),
+        };
+        match route {
             Route::Health => {
                 ctx.status = Some(200);
                 let body = serde_json::json!({"status": "healthy", "version": VERSION});
@@ -508,6 +525,10 @@ impl ProxyHttp for Gateway {
             }
             Route::Misdirected => {
                 self.answer_error(session, ctx, None, ProxyError::Misdirected)
+                    .await
+            }
+            Route::HostMismatch => {
+                self.answer_error(session, ctx, None, ProxyError::HostMismatch)
                     .await
             }
             Route::NotFound => {

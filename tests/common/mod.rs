@@ -117,8 +117,14 @@ impl Yori {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
         let metrics_port = free_port();
+        // each instance gets its own audit log unless the test names one
+        let audit = if extra.contains("audit:") {
+            String::new()
+        } else {
+            format!("audit:\n  database: {}/audit.db\n", dir.path().display())
+        };
         let yaml = format!(
-            "listen: 127.0.0.1:{port}\nmetrics:\n  listen: 127.0.0.1:{metrics_port}\n{extra}\nserver:\n  pid_file: {d}/yori.pid\n  upgrade_sock: {d}/upgrade.sock\n  grace_period_seconds: 1\n  graceful_shutdown_timeout_seconds: 2\n",
+            "listen: 127.0.0.1:{port}\nmetrics:\n  listen: 127.0.0.1:{metrics_port}\n{audit}{extra}\nserver:\n  pid_file: {d}/yori.pid\n  upgrade_sock: {d}/upgrade.sock\n  grace_period_seconds: 1\n  graceful_shutdown_timeout_seconds: 2\n",
             d = dir.path().display()
         );
         let config = dir.path().join("yori.conf");

@@ -1,0 +1,298 @@
+//! HTTPS interception: the TLS listener on `tls.listen` answers only for the enabled endpoint
+//! domains, with certificates from the local CA (or the user's own), and tags each connection with
+//! its SNI so the proxy routes by it.
+//!
+//! A handshake for any other name, or without SNI, is refused with an `unrecognized_name` alert:
+//! YORI never mints a certificate for an arbitrary name.
+
+pub mod ca;
+
+use crate::config::Config;
+use crate::metrics;
+use ca::{Ca, CaError, Leaf};
+use openssl::pkey::{PKey, Private};
+use openssl::ssl::{NameType, SniError, SslAlert, SslRef};
+use openssl::x509::X509;
+use pingora_core::listeners::tls::TlsSettings;
+use pingora_core::listeners::TlsAccept;
+use pingora_core::protocols::tls::TlsRef;
+use std::any::Any;
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+/// The server name a TLS connection was opened for, lowercased; the proxy reads it from the
+/// connection's digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sni(pub String);
+
+enum Source {
+    Local(Ca),
+    Supplied {
+        chain: Vec<X509>,
+        key: PKey<Private>,
+    },
+}
+
+/// The certificates the TLS listener presents, by name.
+pub struct Certs {
+    source: Source,
+    names: HashSet<String>,
+    leaf_days: u32,
+    leafs: RwLock<HashMap<String, Arc<Leaf>>>,
+}
+
+/// What `prepare` found or did, for the start-up log and `yori check`.
+pub enum Prepared {
+    Ready(Arc<Certs>),
+    /// `yori check` only: no CA yet; the service creates one at start.
+    WillCreate,
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn enabled_names(config: &Config) -> HashSet<String> {
+    config
+        .endpoints
+        .iter()
+        .filter(|e| e.enabled)
+        .map(|e| e.domain.to_ascii_lowercase())
+        .collect()
+}
+
+/// Loads (or, when `create`, makes) the TLS material for an enabled `tls` section, checking
+/// everything the listener will need. An error is the operator's message: the TLS listener must
+/// not start.
+pub fn prepare(config: &Config, create: bool) -> Result<Prepared, String> {
+    let tls = &config.tls;
+    let names = enabled_names(config);
+    if names.is_empty() {
+        return Err("tls: no endpoint is enabled, so there is no name to serve".into());
+    }
+    let source = match (&tls.cert, &tls.key) {
+        (Some(cert), Some(key)) => supplied(cert, key, &names)?,
+        _ => match Ca::load(&tls.ca_dir) {
+            Ok(ca) => Source::Local(ca),
+            Err(CaError::Missing(_)) if !create => return Ok(Prepared::WillCreate),
+            Err(CaError::Missing(dir)) => {
+                let ca = Ca::init(&dir, false)
+                    .map_err(|e| format!("tls: cannot create the local CA: {e}"))?;
+                log::info!(
+                    "local CA created dir={} fingerprint={} (install {}/{} on each device: `yori ca export`)",
+                    dir.display(),
+                    ca.fingerprint(),
+                    dir.display(),
+                    ca::CERT_FILE
+                );
+                Source::Local(ca)
+            }
+            Err(e) => return Err(format!("tls: {e}")),
+        },
+    };
+    let certs = Certs {
+        source,
+        names,
+        leaf_days: tls.leaf_days,
+        leafs: RwLock::new(HashMap::new()),
+    };
+    if let Source::Local(_) = certs.source {
+        // issue every leaf now: a CA that cannot sign fails at start, not at a device's handshake
+        let mut names: Vec<_> = certs.names.iter().cloned().collect();
+        names.sort();
+        for name in names {
+            certs
+                .leaf(&name)
+                .map_err(|e| format!("tls: cannot issue a certificate for {name}: {e}"))?;
+        }
+    }
+    Ok(Prepared::Ready(Arc::new(certs)))
+}
+
+/// Reads a user-supplied chain and key and checks they match and cover every enabled name.
+fn supplied(cert: &Path, key: &Path, names: &HashSet<String>) -> Result<Source, String> {
+    let pem = std::fs::read(cert).map_err(|e| format!("tls.cert: {}: {e}", cert.display()))?;
+    let chain = X509::stack_from_pem(&pem)
+        .map_err(|e| format!("tls.cert: {}: not PEM certificates: {e}", cert.display()))?;
+    let Some(leaf) = chain.first() else {
+        return Err(format!(
+            "tls.cert: {}: no certificate in it",
+            cert.display()
+        ));
+    };
+    let key_pem = std::fs::read(key).map_err(|e| format!("tls.key: {}: {e}", key.display()))?;
+    let pkey = PKey::private_key_from_pem(&key_pem)
+        .map_err(|e| format!("tls.key: {}: not a PEM private key: {e}", key.display()))?;
+    let matches = leaf
+        .public_key()
+        .map(|pk| pk.public_eq(&pkey))
+        .unwrap_or(false);
+    if !matches {
+        return Err(format!(
+            "tls.key: {} is not the key of the certificate {}",
+            key.display(),
+            cert.display()
+        ));
+    }
+    if ca::unix_time(leaf.not_after()) <= now_unix() {
+        return Err(format!("tls.cert: {} has expired", cert.display()));
+    }
+    let sans: Vec<String> = leaf
+        .subject_alt_names()
+        .map(|s| {
+            s.iter()
+                .filter_map(|n| n.dnsname().map(str::to_ascii_lowercase))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut uncovered: Vec<&str> = names
+        .iter()
+        .filter(|n| !sans.iter().any(|san| name_matches(san, n)))
+        .map(String::as_str)
+        .collect();
+    uncovered.sort();
+    if !uncovered.is_empty() {
+        return Err(format!(
+            "tls.cert: {} does not cover the enabled endpoint name(s) {} (its names: {}); \
+             disable those endpoints or use the local CA",
+            cert.display(),
+            uncovered.join(", "),
+            if sans.is_empty() {
+                "none".to_string()
+            } else {
+                sans.join(", ")
+            }
+        ));
+    }
+    Ok(Source::Supplied { chain, key: pkey })
+}
+
+/// RFC 6125 matching: exact, or `*.` standing for exactly one leftmost label.
+fn name_matches(pattern: &str, name: &str) -> bool {
+    match pattern.strip_prefix("*.") {
+        Some(suffix) => name
+            .split_once('.')
+            .is_some_and(|(label, rest)| !label.is_empty() && rest == suffix),
+        None => pattern == name,
+    }
+}
+
+impl Certs {
+    /// The local CA, when the listener uses it (for `/ca.crt`).
+    pub fn ca(&self) -> Option<&Ca> {
+        match &self.source {
+            Source::Local(ca) => Some(ca),
+            Source::Supplied { .. } => None,
+        }
+    }
+
+    /// The cached leaf for `name`, issued (or renewed, once a third of its life is left) on demand.
+    fn leaf(&self, name: &str) -> Result<Arc<Leaf>, CaError> {
+        let Source::Local(ca) = &self.source else {
+            return Err(CaError::Missing(Default::default()));
+        };
+        let renew_margin = i64::from(self.leaf_days) * 86_400 / 3;
+        let fresh = |l: &Leaf| l.not_after - now_unix() > renew_margin;
+        if let Some(l) = self.leafs.read().ok().and_then(|m| m.get(name).cloned()) {
+            if fresh(&l) {
+                return Ok(l);
+            }
+        }
+        let mut map = self.leafs.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(l) = map.get(name).filter(|l| fresh(l)) {
+            return Ok(l.clone());
+        }
+        let leaf = Arc::new(ca.issue(name, self.leaf_days)?);
+        metrics::TLS_ISSUED.inc();
+        log::debug!("certificate issued name={name} days={}", self.leaf_days);
+        map.insert(name.to_string(), leaf.clone());
+        Ok(leaf)
+    }
+
+    /// The SNI callback: presents the certificate for an enabled name, refuses everything else.
+    fn select(&self, ssl: &mut SslRef, alert: &mut SslAlert) -> Result<(), SniError> {
+        let Some(raw) = ssl.servername(NameType::HOST_NAME) else {
+            metrics::TLS_REFUSED.with_label_values(&["no_sni"]).inc();
+            log::warn!("tls handshake refused reason=no_sni (clients must connect by vendor name)");
+            *alert = SslAlert::UNRECOGNIZED_NAME;
+            return Err(SniError::ALERT_FATAL);
+        };
+        let name = raw.trim_end_matches('.').to_ascii_lowercase();
+        if !self.names.contains(&name) {
+            metrics::TLS_REFUSED
+                .with_label_values(&["unknown_name"])
+                .inc();
+            log::warn!(
+                "tls handshake refused reason=unknown_name sni={:?} (not an enabled endpoint)",
+                name.chars().take(80).collect::<String>()
+            );
+            *alert = SslAlert::UNRECOGNIZED_NAME;
+            return Err(SniError::ALERT_FATAL);
+        }
+        let presented = match &self.source {
+            Source::Supplied { chain, key } => chain
+                .first()
+                .map_or(Ok(()), |c| ssl.set_certificate(c))
+                .and_then(|_| ssl.set_private_key(key))
+                .and_then(|_| {
+                    chain
+                        .iter()
+                        .skip(1)
+                        .try_for_each(|c| ssl.add_chain_cert(c.clone()))
+                }),
+            Source::Local(_) => match self.leaf(&name) {
+                Ok(leaf) => ssl
+                    .set_certificate(&leaf.cert)
+                    .and_then(|_| ssl.set_private_key(&leaf.key)),
+                Err(e) => {
+                    log::error!("tls certificate unavailable name={name} error={e}");
+                    *alert = SslAlert::INTERNAL_ERROR;
+                    return Err(SniError::ALERT_FATAL);
+                }
+            },
+        };
+        presented.map_err(|e| {
+            log::error!("tls certificate not set name={name} error={e}");
+            SniError::ALERT_FATAL
+        })
+    }
+}
+
+/// Tags each finished handshake with its SNI (see `Sni`).
+struct SniTag;
+
+#[async_trait::async_trait]
+impl TlsAccept for SniTag {
+    async fn handshake_complete_callback(
+        &self,
+        ssl: &TlsRef,
+    ) -> Option<Arc<dyn Any + Send + Sync>> {
+        ssl.servername(NameType::HOST_NAME)
+            .map(|n| Arc::new(Sni(n.trim_end_matches('.').to_ascii_lowercase())) as _)
+    }
+}
+
+/// The listener settings: certificate by SNI, ALPN h2 then http/1.1, Mozilla intermediate.
+pub fn settings(certs: Arc<Certs>) -> pingora_core::Result<TlsSettings> {
+    let mut s = TlsSettings::with_callbacks(Box::new(SniTag))?;
+    s.enable_h2();
+    s.set_servername_callback(move |ssl, alert| certs.select(ssl, alert));
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards_stand_for_one_label() {
+        assert!(name_matches("api.openai.com", "api.openai.com"));
+        assert!(name_matches("*.openai.com", "api.openai.com"));
+        assert!(!name_matches("*.openai.com", "openai.com"));
+        assert!(!name_matches("*.openai.com", "a.b.openai.com"));
+        assert!(!name_matches("api.openai.com", "api.openai.com.evil"));
+    }
+}
