@@ -317,3 +317,36 @@ pub fn exchange(
         ])
         .inc();
 }
+
+#[cfg(test)]
+mod tests {
+    /// The example Grafana dashboard queries only metrics YORI defines, and shows every one.
+    #[test]
+    fn grafana_dashboard_matches_the_metrics() {
+        let re = regex::Regex::new(r#""(yori_[a-z_]+)""#).unwrap();
+        let defined: std::collections::BTreeSet<String> = re
+            .captures_iter(include_str!("metrics.rs"))
+            .map(|c| c[1].to_string())
+            .collect();
+        let dashboard: serde_json::Value =
+            serde_json::from_str(include_str!("../examples/grafana-dashboard.json")).unwrap();
+        let used_re = regex::Regex::new(r"yori_[a-z_]+").unwrap();
+        let mut used = std::collections::BTreeSet::new();
+        for panel in dashboard["panels"].as_array().unwrap() {
+            for t in panel["targets"].as_array().unwrap() {
+                for m in used_re.find_iter(t["expr"].as_str().unwrap()) {
+                    let name = m.as_str();
+                    let base = ["_bucket", "_sum", "_count"]
+                        .iter()
+                        .find_map(|s| name.strip_suffix(s).filter(|b| defined.contains(*b)))
+                        .unwrap_or(name);
+                    assert!(defined.contains(base), "dashboard queries unknown {name}");
+                    used.insert(base.to_string());
+                }
+            }
+        }
+        let unused: Vec<_> = defined.difference(&used).collect();
+        // issued certificates are a start-up count: the README table covers it
+        assert_eq!(unused, ["yori_tls_certificates_issued_total"], "not on the dashboard");
+    }
+}

@@ -27,6 +27,30 @@ fn shipped_example_and_demo_configs_are_valid() {
 }
 
 #[test]
+fn router_config_has_tls_on_8443_and_the_briefs_paths() {
+    let path = std::path::Path::new("conf/yori.conf");
+    let c = yori::config::load(Some(path)).unwrap_or_else(|e| panic!("{e}"));
+    assert!(c.tls.enabled);
+    assert_eq!(c.tls.listen.to_string(), "0.0.0.0:8443");
+    assert_eq!(c.tls.ca_dir, std::path::Path::new("/usr/local/etc/yori/ca"));
+    assert_eq!(c.listen.to_string(), "0.0.0.0:8080");
+    assert_eq!(
+        c.audit.database,
+        std::path::Path::new("/var/db/yori/audit.db")
+    );
+    assert_eq!(c.metrics_listen.to_string(), "127.0.0.1:9184");
+    assert_eq!(c.server.threads, 1);
+    assert_eq!(c.server.pid_file, std::path::Path::new("/var/run/yori.pid"));
+    assert!(
+        c.server.grace_period_seconds <= 10,
+        "small grace period for a router"
+    );
+    // `yori check` accepts it (and says the CA will be made at first start, when it is missing)
+    let (code, out, err) = check(path);
+    assert_eq!(code, Some(0), "{out}{err}");
+}
+
+#[test]
 fn bad_config_lists_every_problem_and_exits_2() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("bad.conf");
