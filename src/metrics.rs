@@ -347,6 +347,10 @@ mod tests {
         }
         let unused: Vec<_> = defined.difference(&used).collect();
         // issued certificates are a start-up count: the README table covers it
-        assert_eq!(unused, ["yori_tls_certificates_issued_total"], "not on the dashboard");
+        assert_eq!(
+            unused,
+            ["yori_tls_certificates_issued_total"],
+            "not on the dashboard"
+        );
     }
 }

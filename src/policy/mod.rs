@@ -2,14 +2,23 @@
 //!
 //! Every `*.rego` file declares `package yori.<name>` and a rule `decision` =
 //! `{"action": "allow"|"alert"|"block", "reason": "..."}`. Each policy is compiled once at start
-//! into its own `CompiledPolicy` (shared by all requests, no lock); the most severe action wins.
-//! An evaluation error allows the request (fail-open) and is reported in the verdict.
+//! into its own `CompiledPolicy`, then into a regorus RVM program, which evaluates the shipped
+//! set 6 to 9 times faster than the interpreter (examples/policy_bench.rs). A policy the RVM
+//! compiler cannot take runs on the interpreter. The most severe action wins. An evaluation error
+//! allows the request (fail-open) and is reported in the verdict.
 
 pub mod gate;
 pub mod input;
 
+use regorus::languages::rego::compiler::Compiler;
+use regorus::rvm::{Program, RegoVM};
 use regorus::{CompiledPolicy, Engine, Value};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// RVM instructions one policy may execute per request (a runaway rule is an evaluation error,
+/// not a stuck proxy). The shipped policies use well under 1,000.
+const MAX_INSTRUCTIONS: usize = 2_000_000;
 
 /// The policies shipped in `conf/policies/`, built in for the default configuration.
 pub const SHIPPED: &[(&str, &str)] = &[
@@ -85,6 +94,58 @@ impl Verdict {
 struct Policy {
     name: String,
     compiled: CompiledPolicy,
+    /// The RVM program and idle VMs ready to run it; `None`: the interpreter runs this policy.
+    vm: Option<VmPool>,
+}
+
+/// VMs are reused: a fresh one costs about as much as running the program.
+struct VmPool {
+    program: Arc<Program>,
+    data: Value,
+    idle: Mutex<Vec<RegoVM>>,
+}
+
+impl VmPool {
+    fn new(compiled: &CompiledPolicy, entry: &str, data: Value) -> Result<VmPool, String> {
+        let program =
+            Compiler::compile_from_policy(compiled, &[entry]).map_err(|e| e.to_string())?;
+        let pool = VmPool {
+            program,
+            data,
+            idle: Mutex::new(Vec::new()),
+        };
+        // one VM now: a data conflict shows at load, not at the first request
+        let vm = pool.fresh()?;
+        pool.put(vm);
+        Ok(pool)
+    }
+
+    fn fresh(&self) -> Result<RegoVM, String> {
+        let mut vm = RegoVM::new();
+        vm.load_program(self.program.clone());
+        vm.set_max_instructions(MAX_INSTRUCTIONS);
+        vm.set_data(self.data.clone()).map_err(|e| e.to_string())?;
+        Ok(vm)
+    }
+
+    fn put(&self, vm: RegoVM) {
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.push(vm);
+        }
+    }
+
+    fn eval(&self, input: &Value) -> Result<Value, String> {
+        let reused = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let mut vm = match reused {
+            Some(vm) => vm,
+            None => self.fresh()?,
+        };
+        vm.set_input(input.clone());
+        // a VM that failed is dropped, not reused
+        let out = vm.execute().map_err(|e| e.to_string())?;
+        self.put(vm);
+        Ok(out)
+    }
 }
 
 pub struct PolicySet {
@@ -127,7 +188,18 @@ impl PolicySet {
                 continue;
             }
             match compile(&file, &text, &name, data) {
-                Ok(compiled) => policies.push(Policy { name, compiled }),
+                Ok(compiled) => {
+                    let entry = format!("data.yori.{name}.decision");
+                    let settings = Value::from(serde_json::json!({ "settings": data }));
+                    let vm = match VmPool::new(&compiled, &entry, settings) {
+                        Ok(pool) => Some(pool),
+                        Err(e) => {
+                            log::info!("policy runs on the interpreter policy={name} reason={e}");
+                            None
+                        }
+                    };
+                    policies.push(Policy { name, compiled, vm })
+                }
                 Err(e) => problems.push(e),
             }
         }
@@ -162,7 +234,7 @@ impl PolicySet {
             .iter()
             .filter(|p| only.is_none_or(|o| o == p.name))
         {
-            match decide(&p.compiled, input) {
+            match p.decide(input) {
                 Ok((action, reason)) => {
                     let better = action > verdict.action
                         || (verdict.policy.is_none()
@@ -235,10 +307,23 @@ fn compile(
         .map_err(|e| format!("{file}: {e}"))
 }
 
-fn decide(compiled: &CompiledPolicy, input: &Value) -> Result<(Action, String), String> {
-    let out = compiled
-        .eval_with_input(input.clone())
-        .map_err(|e| e.to_string())?;
+impl Policy {
+    fn decide(&self, input: &Value) -> Result<(Action, String), String> {
+        let out = match &self.vm {
+            Some(pool) => pool.eval(input)?,
+            None => self.interpret(input)?,
+        };
+        read_decision(out)
+    }
+
+    fn interpret(&self, input: &Value) -> Result<Value, String> {
+        self.compiled
+            .eval_with_input(input.clone())
+            .map_err(|e| e.to_string())
+    }
+}
+
+fn read_decision(out: Value) -> Result<(Action, String), String> {
     if out == Value::Undefined {
         return Ok((Action::Allow, String::new()));
     }

@@ -205,3 +205,50 @@ fn evaluation_errors_fail_open_and_are_reported() {
     assert_eq!(v.errors.len(), 1);
     assert!(v.errors[0].contains("bad_action"), "{:?}", v.errors);
 }
+
+#[test]
+fn the_vm_and_the_interpreter_agree_on_every_shipped_policy() {
+    let settings = json!({"bedtime": {"start_hour": 22, "end_hour": 7, "action": "alert"},
+                          "homework": {"keywords": ["essay", "worksheet"]}});
+    for data in [json!({}), settings] {
+        let set = PolicySet::load(&Source::BuiltIn, None, &data).unwrap();
+        for p in &set.policies {
+            assert!(p.vm.is_some(), "{} runs on the VM", p.name);
+        }
+        for hour in [0, 6, 7, 12, 21, 22, 23] {
+            for prompt in [
+                "what is a cloud?",
+                "my homework: write an essay",
+                "",
+                "WORKSHEET due tomorrow",
+            ] {
+                for (kinds, used) in [(&[][..], 0), (&["email", "card"][..], 500)] {
+                    let doc = input(hour, prompt, kinds, used);
+                    for p in &set.policies {
+                        let vm = p.vm.as_ref().unwrap().eval(&doc).unwrap();
+                        let interpreted = p.interpret(&doc).unwrap();
+                        assert_eq!(
+                            vm, interpreted,
+                            "{} at {hour} on {prompt:?} {kinds:?}",
+                            p.name
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_runaway_policy_is_an_error_that_allows_not_a_stuck_proxy() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("spin.rego"),
+        "package yori.spin\nimport rego.v1\nn := numbers.range(1, 5000000)\ndecision := {\"action\": \"block\", \"reason\": \"x\"} if count([x | some x in n; x > 0]) > 0\n",
+    )
+    .unwrap();
+    let set = PolicySet::load(&Source::Directory(dir.path().into()), None, &json!({})).unwrap();
+    let v = set.evaluate(&input(12, "hi", &[], 0), None);
+    assert_eq!(v.action, Action::Allow);
+    assert_eq!(v.errors.len(), 1, "{v:?}");
+}
