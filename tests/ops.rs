@@ -26,16 +26,18 @@ fn rows(db: &std::path::Path, sql: &str) -> i64 {
         .unwrap()
 }
 
-/// Clients that keep sending JSON and streamed chats until `stop`; counts complete 200 answers.
+/// Clients that keep sending JSON and streamed chats until `stop`; counts complete 200 answers
+/// in `ok` and everything else in `failed`.
 fn load(
     port: u16,
     clients: usize,
     stop: Arc<AtomicBool>,
     ok: Arc<AtomicUsize>,
+    failed: Arc<AtomicUsize>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     (0..clients)
         .map(|c| {
-            let (stop, ok) = (stop.clone(), ok.clone());
+            let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
             tokio::spawn(async move {
                 let mut i = c;
                 while !stop.load(Ordering::Relaxed) {
@@ -57,8 +59,11 @@ fn load(
                         Ok(Some(200)) => {
                             ok.fetch_add(1, Ordering::Relaxed);
                         }
-                        // refused or cut while the listener goes away: no answer, nothing to count
-                        _ => tokio::time::sleep(Duration::from_millis(5)).await,
+                        // refused or cut while a listener goes away: no answer
+                        _ => {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                            tokio::time::sleep(Duration::from_millis(5)).await
+                        }
                     }
                     i += clients;
                 }
@@ -105,7 +110,7 @@ async fn graceful_stop_under_load_loses_no_audit_row() {
         Arc::new(AtomicBool::new(false)),
         Arc::new(AtomicUsize::new(0)),
     );
-    let clients = load(yori.port, 12, stop.clone(), ok.clone());
+    let clients = load(yori.port, 12, stop.clone(), ok.clone(), Arc::default());
     let started = Instant::now();
     while ok.load(Ordering::Relaxed) < 150 && started.elapsed() < Duration::from_secs(20) {
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -160,7 +165,8 @@ async fn upgrade_hands_over_the_listener_and_the_old_process_finishes_its_stream
         Arc::new(AtomicBool::new(false)),
         Arc::new(AtomicUsize::new(0)),
     );
-    let clients = load(port, 4, stop.clone(), ok.clone());
+    let failed = Arc::new(AtomicUsize::new(0));
+    let clients = load(port, 4, stop.clone(), ok.clone(), failed.clone());
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     // the new binary waits for the sockets; SIGQUIT makes the old one send them and stop

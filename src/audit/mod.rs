@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use pingora_core::server::ShutdownWatch;
 use pingora_core::services::background::BackgroundService;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -190,28 +190,30 @@ impl Writer {
         let mut last_purge: Option<Instant> = None;
         let mut last_error_log: Option<Instant> = None;
         let interval = self.config.flush_interval;
+        // The writer polls the queue instead of sleeping in recv: a sender then never has to wake
+        // this thread (a futex call and a context switch per row on the request path).
+        let tick = interval.min(Duration::from_millis(50));
+        let bound = self.config.batch_size * 4;
+        let mut backlog = false;
         loop {
-            let stopping = self.stop.load(Ordering::Acquire);
-            match self.rx.recv_timeout(if stopping {
-                Duration::ZERO
-            } else {
-                interval.min(Duration::from_millis(100))
-            }) {
-                Ok(row) => {
-                    pending.push(*row);
-                    while pending.len() < self.config.batch_size * 4 {
-                        match self.rx.try_recv() {
-                            Ok(row) => pending.push(*row),
-                            Err(_) => break,
-                        }
+            if !self.stop.load(Ordering::Acquire) && !backlog {
+                std::thread::sleep(tick);
+            }
+            let before = pending.len();
+            let mut disconnected = false;
+            while pending.len() - before < bound {
+                match self.rx.try_recv() {
+                    Ok(row) => pending.push(*row),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        disconnected = true;
+                        break;
                     }
                 }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => {
-                    if pending.is_empty() {
-                        return;
-                    }
-                }
+            }
+            backlog = pending.len() - before >= bound;
+            if disconnected && pending.is_empty() {
+                return;
             }
             let stopping = self.stop.load(Ordering::Acquire);
             let due = pending.len() >= self.config.batch_size
