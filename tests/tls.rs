@@ -490,3 +490,64 @@ fn run_briefly(conf: &Path) -> (Option<i32>, String) {
     let _ = child.wait();
     (None, "still running after 10 s".into())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_and_node_trust_the_leaf_certificates_through_the_exported_ca() {
+    let mock = start_mock().await;
+    let ca_dir = tempfile::tempdir().unwrap();
+    let tls_port = free_port();
+    let yori = start_tls(&mock, ca_dir.path(), tls_port, "");
+    let ca = export_ca(&yori, false);
+    // Python's ssl with its default (strict) verification, SNI and hostname check
+    let python = format!(
+        r#"
+import socket, ssl, sys
+ctx = ssl.create_default_context(cafile={ca:?})
+if hasattr(ssl, "VERIFY_X509_STRICT"):
+    ctx.verify_flags |= ssl.VERIFY_X509_STRICT
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", {tls_port})), server_hostname="api.anthropic.com")
+s.sendall(b"GET /v1/models HTTP/1.1\r\nhost: api.anthropic.com\r\nconnection: close\r\n\r\n")
+data = b""
+while True:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    data += chunk
+print(s.version(), data.split(b"\r\n")[0].decode())
+"#,
+        ca = ca.display().to_string()
+    );
+    match Command::new("python3").args(["-c", &python]).output() {
+        Ok(out) => {
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success(),
+                "python: {}{}",
+                text,
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(text.contains("HTTP/1.1 200"), "python: {text}");
+        }
+        Err(e) => eprintln!("python3 not available, skipped: {e}"),
+    }
+    // Node's tls with the CA given as `ca` (as NODE_EXTRA_CA_CERTS would add it)
+    let node = format!(
+        r#"
+const tls = require("tls"), fs = require("fs");
+const s = tls.connect({{host: "127.0.0.1", port: {tls_port}, servername: "api.mistral.ai", ca: fs.readFileSync({ca:?}), ALPNProtocols: ["h2", "http/1.1"]}}, () => {{
+  console.log(s.authorized ? "authorized" : "unauthorized " + s.authorizationError, s.alpnProtocol);
+  s.end();
+}});
+s.on("error", e => {{ console.log("error " + e.message); process.exit(1); }});
+"#,
+        ca = ca.display().to_string()
+    );
+    match Command::new("node").args(["-e", &node]).output() {
+        Ok(out) => {
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(out.status.success(), "node: {text}");
+            assert_eq!(text.trim(), "authorized h2", "node: {text}");
+        }
+        Err(e) => eprintln!("node not available, skipped: {e}"),
+    }
+}

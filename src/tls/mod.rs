@@ -287,6 +287,55 @@ pub fn settings(certs: Arc<Certs>) -> pingora_core::Result<TlsSettings> {
 mod tests {
     use super::*;
 
+    fn certs_in(dir: &Path) -> Arc<Certs> {
+        let yaml = format!("tls:\n  listen: 127.0.0.1:1\n  ca_dir: {}\n", dir.display());
+        let config = crate::config::parse_str(&yaml, None).unwrap();
+        match prepare(&config, true).unwrap() {
+            Prepared::Ready(c) => c,
+            Prepared::WillCreate => panic!("prepare(create) makes the CA"),
+        }
+    }
+
+    #[test]
+    fn leaves_are_issued_at_start_and_renewed_with_a_third_of_their_life_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let certs = certs_in(dir.path());
+        let names: Vec<String> = {
+            let mut n: Vec<_> = certs.leafs.read().unwrap().keys().cloned().collect();
+            n.sort();
+            n
+        };
+        assert_eq!(
+            names,
+            [
+                "api.anthropic.com",
+                "api.mistral.ai",
+                "api.openai.com",
+                "generativelanguage.googleapis.com"
+            ]
+        );
+        let first = certs.leaf("api.openai.com").unwrap();
+        let again = certs.leaf("api.openai.com").unwrap();
+        assert!(Arc::ptr_eq(&first, &again), "a fresh leaf is reused");
+        // age it: 20 of 90 days left is under a third
+        let aged = Leaf {
+            cert: first.cert.clone(),
+            key: first.key.clone(),
+            not_after: now_unix() + 20 * 86_400,
+        };
+        certs
+            .leafs
+            .write()
+            .unwrap()
+            .insert("api.openai.com".into(), Arc::new(aged));
+        let renewed = certs.leaf("api.openai.com").unwrap();
+        assert_ne!(
+            renewed.cert.serial_number().to_bn().unwrap(),
+            first.cert.serial_number().to_bn().unwrap()
+        );
+        assert!(renewed.not_after > now_unix() + 89 * 86_400);
+    }
+
     #[test]
     fn wildcards_stand_for_one_label() {
         assert!(name_matches("api.openai.com", "api.openai.com"));
