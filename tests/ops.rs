@@ -243,3 +243,60 @@ async fn upgrade_hands_over_the_listener_and_the_old_process_finishes_its_stream
         "a row for every answered request and the long stream, across both processes"
     );
 }
+
+#[test]
+fn daemon_mode_writes_the_pid_file_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, metrics) = (free_port(), free_port());
+    let d = dir.path().display();
+    let conf = dir.path().join("yori.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "listen: 127.0.0.1:{port}\nmetrics:\n  listen: 127.0.0.1:{metrics}\naudit:\n  database: {d}/audit.db\nserver:\n  pid_file: {d}/yori.pid\n  upgrade_sock: {d}/up.sock\n  error_log: {d}/error.log\n  grace_period_seconds: 1\n  graceful_shutdown_timeout_seconds: 2\n"
+        ),
+    )
+    .unwrap();
+    // the launching process returns once the daemon is on its own (rc.d relies on this)
+    let status = Command::new(BIN)
+        .arg("-c")
+        .arg(&conf)
+        .arg("-d")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let pid_file = dir.path().join("yori.pid");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let pid = loop {
+        let pid = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|t| t.trim().parse::<i32>().ok());
+        if let Some(pid) = pid {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break pid;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no daemon with a pid file came up"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(
+        unsafe { libc::kill(pid, 0) },
+        0,
+        "the pid file names a live process"
+    );
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while unsafe { libc::kill(pid, 0) } == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the daemon did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+}
