@@ -99,13 +99,13 @@ pub fn prepare(config: &Config, create: bool) -> Result<Prepared, String> {
         leaf_days: tls.leaf_days,
         leafs: RwLock::new(HashMap::new()),
     };
-    if let Source::Local(_) = certs.source {
+    if let Source::Local(ca) = &certs.source {
         // issue every leaf now: a CA that cannot sign fails at start, not at a device's handshake
-        let mut names: Vec<_> = certs.names.iter().cloned().collect();
+        let mut names: Vec<_> = certs.names.iter().collect();
         names.sort();
         for name in names {
             certs
-                .leaf(&name)
+                .leaf(ca, name)
                 .map_err(|e| format!("tls: cannot issue a certificate for {name}: {e}"))?;
         }
     }
@@ -181,19 +181,8 @@ fn name_matches(pattern: &str, name: &str) -> bool {
 }
 
 impl Certs {
-    /// The local CA, when the listener uses it (for `/ca.crt`).
-    pub fn ca(&self) -> Option<&Ca> {
-        match &self.source {
-            Source::Local(ca) => Some(ca),
-            Source::Supplied { .. } => None,
-        }
-    }
-
     /// The cached leaf for `name`, issued (or renewed, once a third of its life is left) on demand.
-    fn leaf(&self, name: &str) -> Result<Arc<Leaf>, CaError> {
-        let Source::Local(ca) = &self.source else {
-            return Err(CaError::Missing(Default::default()));
-        };
+    fn leaf(&self, ca: &Ca, name: &str) -> Result<Arc<Leaf>, CaError> {
         let renew_margin = i64::from(self.leaf_days) * 86_400 / 3;
         let fresh = |l: &Leaf| l.not_after - now_unix() > renew_margin;
         if let Some(l) = self.leafs.read().ok().and_then(|m| m.get(name).cloned()) {
@@ -243,7 +232,7 @@ impl Certs {
                         .skip(1)
                         .try_for_each(|c| ssl.add_chain_cert(c.clone()))
                 }),
-            Source::Local(_) => match self.leaf(&name) {
+            Source::Local(ca) => match self.leaf(ca, &name) {
                 Ok(leaf) => ssl
                     .set_certificate(&leaf.cert)
                     .and_then(|_| ssl.set_private_key(&leaf.key)),
@@ -314,8 +303,11 @@ mod tests {
                 "generativelanguage.googleapis.com"
             ]
         );
-        let first = certs.leaf("api.openai.com").unwrap();
-        let again = certs.leaf("api.openai.com").unwrap();
+        let Source::Local(ca) = &certs.source else {
+            panic!("the local CA is in use")
+        };
+        let first = certs.leaf(ca, "api.openai.com").unwrap();
+        let again = certs.leaf(ca, "api.openai.com").unwrap();
         assert!(Arc::ptr_eq(&first, &again), "a fresh leaf is reused");
         // age it: 20 of 90 days left is under a third
         let aged = Leaf {
@@ -328,7 +320,7 @@ mod tests {
             .write()
             .unwrap()
             .insert("api.openai.com".into(), Arc::new(aged));
-        let renewed = certs.leaf("api.openai.com").unwrap();
+        let renewed = certs.leaf(ca, "api.openai.com").unwrap();
         assert_ne!(
             renewed.cert.serial_number().to_bn().unwrap(),
             first.cert.serial_number().to_bn().unwrap()
