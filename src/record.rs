@@ -45,7 +45,7 @@ pub fn audit_row(shared: &Shared, ctx: &RequestCtx, client_closed: bool) -> Opti
     let policy = ctx
         .exchange
         .as_ref()
-        .map(|x| &x.policy)
+        .and_then(|x| x.policy.get())
         .or(ctx.policy.as_ref());
     let tokens = ctx
         .usage

@@ -4,12 +4,14 @@ use crate::audit::IN_FLIGHT;
 use crate::error::ProxyError;
 use crate::facts::RequestFacts;
 use crate::policy::gate::Gated;
+use crate::policy::Verdict;
 use crate::usage::UsageTap;
 use crate::vendor::Vendor;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
+use tokio::task::JoinHandle;
 
 /// A vendor request as it arrived, for its audit row.
 #[derive(Debug, Clone)]
@@ -42,7 +44,50 @@ pub struct Exchange {
     /// so the row says `client_closed` rather than an upstream failure.
     pub client_gone: AtomicBool,
     /// The policy verdict after the mode gate (not blocked, or it would not be forwarded).
-    pub policy: Gated,
+    pub policy: PolicySlot,
+}
+
+/// A verdict known at once (enforce mode) or still being worked out by its own task.
+#[derive(Debug, Default)]
+pub struct PolicySlot {
+    done: OnceLock<Gated>,
+    pending: Mutex<Option<JoinHandle<Gated>>>,
+}
+
+impl PolicySlot {
+    pub fn set(&self, g: Gated) {
+        let _ = self.done.set(g);
+    }
+
+    pub fn defer(&self, task: JoinHandle<Gated>) {
+        if let Ok(mut p) = self.pending.lock() {
+            *p = Some(task);
+        }
+    }
+
+    /// Waits for a deferred verdict (at once when it is known).
+    pub async fn settle(&self) {
+        let task = self.pending.lock().ok().and_then(|mut p| p.take());
+        if let Some(task) = task {
+            let g = task.await.unwrap_or_else(|e| {
+                log::error!("policy task failed, request recorded as allowed error={e}");
+                let mut verdict = Verdict::allow();
+                verdict.errors.push(format!("policy task failed: {e}"));
+                Gated {
+                    verdict,
+                    block: false,
+                    alert: false,
+                    exemption: None,
+                }
+            });
+            self.set(g);
+        }
+    }
+
+    /// The verdict, once known (after `settle`).
+    pub fn get(&self) -> Option<&Gated> {
+        self.done.get()
+    }
 }
 
 pub struct RequestCtx {

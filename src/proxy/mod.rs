@@ -8,12 +8,12 @@
 
 mod ctx;
 
-pub use ctx::{Exchange, RequestCtx, VendorRequest};
+pub use ctx::{Exchange, PolicySlot, RequestCtx, VendorRequest};
 
 use crate::alerts::AlertSender;
 use crate::audit::AuditSender;
 use crate::capture;
-use crate::config::Config;
+use crate::config::{Config, Mode};
 use crate::error::ProxyError;
 use crate::facts;
 use crate::live::LiveSettings;
@@ -57,6 +57,86 @@ pub struct Shared {
     /// Policies and enforcement switches, replaced on SIGHUP.
     pub live: Arc<LiveSettings>,
     pub alerts: AlertSender,
+}
+
+/// The policy side of a request, usable from the request task or a task of its own.
+#[derive(Clone)]
+struct Decider(Arc<Shared>);
+
+impl Decider {
+    /// Runs the household policies on this request and gates the verdict by mode.
+    fn decide(
+        &self,
+        client_ip: Option<IpAddr>,
+        endpoint: usize,
+        request: &VendorRequest,
+        facts: &facts::RequestFacts,
+    ) -> Gated {
+        let shared = &self.0;
+        let config = &shared.config;
+        let ep = &config.endpoints[endpoint];
+        let now = shared.clock.now();
+        let device = client_ip
+            .and_then(|ip| shared.devices.get(&ip))
+            .map(String::as_str);
+        let input = document(&InputParts {
+            vendor: ep.vendor.as_str(),
+            endpoint: &ep.domain,
+            method: &request.method,
+            path: &request.path,
+            facts,
+            client_ip,
+            device,
+            now,
+            usage: client_ip
+                .map(|ip| shared.counters.get(ip, now))
+                .unwrap_or_default(),
+            mode: config.mode.as_str(),
+        });
+        let live = shared.live.get();
+        let timer = Instant::now();
+        let mut verdict = live
+            .policies
+            .set
+            .evaluate(&regorus::Value::from(input), None);
+        metrics::POLICY_EVAL.observe(timer.elapsed().as_secs_f64());
+        metrics::POLICY_ERRORS.inc_by(verdict.errors.len() as u64);
+        if verdict.policy.is_none() && verdict.action < live.policies.default {
+            verdict.action = live.policies.default;
+        }
+        for e in &verdict.errors {
+            log::warn!("policy evaluation failed, request allowed error={e:?}");
+        }
+        let allowlisted = client_ip.is_some_and(|ip| live.enforcement.allowlist.contains(&ip));
+        let g = gate(config.mode, verdict, allowlisted, live.enforcement.disabled);
+        if g.alert || g.block {
+            log::warn!(
+                "policy {} policy={} client={} device={} vendor={} reason={:?}",
+                if g.block { "block" } else { "alert" },
+                g.verdict.policy.as_deref().unwrap_or("-"),
+                client_ip.map_or_else(|| "-".into(), |ip| ip.to_string()),
+                device.unwrap_or("-"),
+                ep.vendor,
+                g.recorded_reason().unwrap_or_default()
+            );
+        }
+        if g.alert {
+            shared.alerts.raise(serde_json::json!({
+                "type": "yori.alert",
+                "time": now.to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+                "action": g.verdict.action.as_str(),
+                "policy": g.verdict.policy,
+                "reason": g.recorded_reason(),
+                "mode": config.mode.as_str(),
+                "client_ip": client_ip.map(|ip| ip.to_string()),
+                "device": device,
+                "vendor": ep.vendor.as_str(),
+                "model": facts.model,
+                "request_id": request.request_id,
+            }));
+        }
+        g
+    }
 }
 
 /// Local time for policies; fixed by `YORI_TEST_NOW` (RFC 3339) so tests do not depend on the
@@ -128,85 +208,6 @@ impl Gateway {
         ctx.status = Some(e.status());
         ctx.error = Some(e.clone());
         respond::json(session, e.status(), body).await;
-    }
-
-    /// Runs the household policies on this request and gates the verdict by mode.
-    fn decide(
-        &self,
-        ctx: &RequestCtx,
-        endpoint: usize,
-        request: &VendorRequest,
-        facts: &facts::RequestFacts,
-    ) -> Gated {
-        let shared = &self.shared;
-        let config = &shared.config;
-        let ep = &config.endpoints[endpoint];
-        let now = shared.clock.now();
-        let device = ctx
-            .client_ip
-            .and_then(|ip| shared.devices.get(&ip))
-            .map(String::as_str);
-        let input = document(&InputParts {
-            vendor: ep.vendor.as_str(),
-            endpoint: &ep.domain,
-            method: &request.method,
-            path: &request.path,
-            facts,
-            client_ip: ctx.client_ip,
-            device,
-            now,
-            usage: ctx
-                .client_ip
-                .map(|ip| shared.counters.get(ip, now))
-                .unwrap_or_default(),
-            mode: config.mode.as_str(),
-        });
-        let live = shared.live.get();
-        let timer = Instant::now();
-        let mut verdict = live
-            .policies
-            .set
-            .evaluate(&regorus::Value::from(input), None);
-        metrics::POLICY_EVAL.observe(timer.elapsed().as_secs_f64());
-        metrics::POLICY_ERRORS.inc_by(verdict.errors.len() as u64);
-        if verdict.policy.is_none() && verdict.action < live.policies.default {
-            verdict.action = live.policies.default;
-        }
-        for e in &verdict.errors {
-            log::warn!("policy evaluation failed, request allowed error={e:?}");
-        }
-        let allowlisted = ctx
-            .client_ip
-            .is_some_and(|ip| live.enforcement.allowlist.contains(&ip));
-        let g = gate(config.mode, verdict, allowlisted, live.enforcement.disabled);
-        if g.alert || g.block {
-            log::warn!(
-                "policy {} policy={} client={} device={} vendor={} reason={:?}",
-                if g.block { "block" } else { "alert" },
-                g.verdict.policy.as_deref().unwrap_or("-"),
-                ctx.client_ip
-                    .map_or_else(|| "-".into(), |ip| ip.to_string()),
-                device.unwrap_or("-"),
-                ep.vendor,
-                g.recorded_reason().unwrap_or_default()
-            );
-        }
-        if g.alert {
-            self.shared.alerts.raise(serde_json::json!({
-                "type": "yori.alert",
-                "time": now.to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
-                "action": g.verdict.action.as_str(),
-                "policy": g.verdict.policy,
-                "reason": g.recorded_reason(),
-                "mode": config.mode.as_str(),
-                "client_ip": ctx.client_ip.map(|ip| ip.to_string()),
-                "device": device,
-                "vendor": ep.vendor.as_str(),
-                "model": facts.model,
-                "request_id": request.request_id,
-            }));
-        }
-        g
     }
 
     /// 403 in the vendor's own error shape (a small page for browsers); the vendor gets nothing.
@@ -292,11 +293,16 @@ impl Gateway {
             return;
         };
         let facts = facts::extract(ep.vendor, &request.path, &body);
-        let gated = self.decide(ctx, endpoint, &request, &facts);
-        if gated.block {
+        let decider = Decider(self.shared.clone());
+        // Only enforce mode can stop a request. In observe and advisory modes the verdict is
+        // worked out in a task of its own while the vendor answers, so the policies add nothing
+        // before the request goes out; the audit row waits for it (`PolicySlot::settle`).
+        let mut gated = (self.shared.config.mode == Mode::Enforce)
+            .then(|| decider.decide(ctx.client_ip, endpoint, &request, &facts));
+        if let Some(g) = gated.take_if(|g| g.block) {
             ctx.facts = Some(facts);
             ctx.blocked = true;
-            return self.answer_block(session, ctx, ep.vendor, gated).await;
+            return self.answer_block(session, ctx, ep.vendor, g).await;
         }
         let addr = match self
             .shared
@@ -306,8 +312,11 @@ impl Gateway {
         {
             Ok(a) => a,
             Err(why) => {
+                ctx.policy =
+                    Some(gated.unwrap_or_else(|| {
+                        decider.decide(ctx.client_ip, endpoint, &request, &facts)
+                    }));
                 ctx.facts = Some(facts);
-                ctx.policy = Some(gated);
                 return self
                     .answer_error(
                         session,
@@ -319,8 +328,10 @@ impl Gateway {
             }
         };
         if let Err(e) = h1_compatible(session, host) {
+            ctx.policy = Some(
+                gated.unwrap_or_else(|| decider.decide(ctx.client_ip, endpoint, &request, &facts)),
+            );
             ctx.facts = Some(facts);
-            ctx.policy = Some(gated);
             return self
                 .answer_error(
                     session,
@@ -338,8 +349,18 @@ impl Gateway {
             facts,
             addr,
             client_gone: AtomicBool::new(false),
-            policy: gated,
+            policy: PolicySlot::default(),
         });
+        match gated {
+            Some(g) => exchange.policy.set(g),
+            None => {
+                let x = exchange.clone();
+                let client_ip = ctx.client_ip;
+                exchange.policy.defer(tokio::spawn(async move {
+                    decider.decide(client_ip, x.request.endpoint, &x.request, &x.facts)
+                }));
+            }
+        }
         ctx.forwarded = true;
         ctx.exchange = Some(exchange.clone());
         match replay(session, exchange, body).await {
@@ -672,6 +693,9 @@ impl ProxyHttp for Gateway {
         }
         if let Some(tap) = ctx.usage.as_mut() {
             tap.finish();
+        }
+        if let Some(x) = ctx.exchange.as_ref() {
+            x.policy.settle().await;
         }
         // an answer that started but never finished, with no error seen, also lost its client
         let unfinished =
