@@ -1,6 +1,7 @@
 //! Policy evaluation cost per request, with the shipped set (5 policies).
 //!
 //!   cargo run --release --example policy_bench [-- ITERATIONS]
+//!   THRASH_MB=32 cargo run --release --example policy_bench   # caches cold, as inside a busy proxy
 //!
 //! Times what the proxy does per request: build the input document, convert it for regorus, and
 //! evaluate every policy and combine (median, p99, max over ITERATIONS, default 20,000), for a
@@ -31,7 +32,15 @@ fn main() {
         let facts = extract(Vendor::OpenAi, "/v1/chat/completions", body.as_bytes());
         let mut times: Vec<Duration> = Vec::with_capacity(n);
         let mut last = None;
-        for _ in 0..n {
+        let thrash = std::env::var("THRASH_MB").ok().and_then(|v| v.parse::<usize>().ok());
+        let mut junk = vec![0u8; thrash.unwrap_or(0) << 20];
+        for i in 0..n {
+            if thrash.is_some() {
+                // what the rest of a request does to the caches between two evaluations
+                for j in (0..junk.len()).step_by(64) {
+                    junk[j] = junk[j].wrapping_add(i as u8);
+                }
+            }
             let t = Instant::now();
             let input = document(&InputParts {
                 vendor: "openai",
@@ -53,6 +62,7 @@ fn main() {
             times.push(t.elapsed());
             last = Some(v);
         }
+        std::hint::black_box(&junk);
         times.sort();
         let us = |d: Duration| d.as_secs_f64() * 1e6;
         println!(
