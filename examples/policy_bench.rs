@@ -32,7 +32,9 @@ fn main() {
         let facts = extract(Vendor::OpenAi, "/v1/chat/completions", body.as_bytes());
         let mut times: Vec<Duration> = Vec::with_capacity(n);
         let mut last = None;
-        let thrash = std::env::var("THRASH_MB").ok().and_then(|v| v.parse::<usize>().ok());
+        let thrash = std::env::var("THRASH_MB")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok());
         let mut junk = vec![0u8; thrash.unwrap_or(0) << 20];
         for i in 0..n {
             if thrash.is_some() {

@@ -284,6 +284,14 @@ fn daemon_mode_writes_the_pid_file_and_stops_on_sigterm() {
         );
         std::thread::sleep(Duration::from_millis(50));
     };
+    // a failing assertion below must not leave the daemon running
+    struct StopOnDrop(i32);
+    impl Drop for StopOnDrop {
+        fn drop(&mut self) {
+            unsafe { libc::kill(self.0, libc::SIGINT) };
+        }
+    }
+    let _guard = StopOnDrop(pid);
     assert_eq!(
         unsafe { libc::kill(pid, 0) },
         0,
