@@ -16,14 +16,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}; CONNS=${CONNS:-50}; THREADS=${THREADS:-1}; WRK_THREADS=${WRK_THREADS:-1}
 POLICIES=${POLICIES:-on}   # off: no policy evaluated (policies.enabled: []), to price the shipped set
-command -v wrk >/dev/null || { scripts/setup; apt-get install -y -qq wrk >/dev/null; }
 command -v nginx >/dev/null || apt-get install -y -qq nginx-light >/dev/null || echo "nginx not installable: its row is skipped" >&2
-scripts/setup
-cargo build --release --bin yori --example mock_vendor -q
-work=$(mktemp -d); pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+. loadtest/lib.sh
 MOCK=$(port); YORI=$(port); METRICS=$(port); NGINX=$(port); TLS=$(port)
 cargo build --release --example ttfb -q
 target/release/examples/mock_vendor --listen 127.0.0.1:$MOCK --threads 1 >"$work/mock.log" 2>&1 & pids+=($!)
@@ -98,7 +92,7 @@ fixed() { # name url host: 200 req/s from 10 connections for DURATION
 out="loadtest/results/compare-$(date -u +%Y%m%dT%H%M%SZ).txt"
 {
   echo "# loadtest/compare.sh  $(date -u +%FT%TZ)"
-  echo "# machine: $(nproc) cores, $(awk '/MemTotal/ {print int($2/1024) " MiB"}' /proc/meminfo), $(uname -sr), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+  machine
   echo "# wrk -t$WRK_THREADS -c$CONNS -d${DURATION}s --latency -s loadtest/post.lua; yori server.threads=$THREADS, policies $POLICIES, audit on; mock 1 thread; all on the same cores"
   echo "## saturation"
   run direct-json "http://127.0.0.1:$MOCK/v1/chat/completions" 0 api.openai.com

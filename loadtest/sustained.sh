@@ -10,13 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-60}; RATE=${RATE:-50}; CONNS=${CONNS:-10}
-command -v wrk >/dev/null || { scripts/setup; apt-get install -y -qq wrk >/dev/null; }
-scripts/setup
-cargo build --release --bin yori --example mock_vendor -q
-work=$(mktemp -d); pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+. loadtest/lib.sh
 MOCK=$(port); YORI=$(port); METRICS=$(port)
 target/release/examples/mock_vendor --listen 127.0.0.1:$MOCK --threads 1 >"$work/mock.log" 2>&1 & pids+=($!)
 cat >"$work/yori.conf" <<CONF
@@ -42,7 +36,7 @@ pause=$(( CONNS * 1000 * 3 / RATE ))
 out="loadtest/results/sustained-$(date -u +%Y%m%dT%H%M%SZ).txt"
 {
   echo "# loadtest/sustained.sh  $(date -u +%FT%TZ)"
-  echo "# machine: $(nproc) cores, $(awk '/MemTotal/ {print int($2/1024) " MiB"}' /proc/meminfo), $(uname -sr), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+  machine
   echo "# ${RATE} req/s for ${DURATION}s: 3 x wrk -t1 -c$CONNS with LT_DELAY_MS=$pause (2 JSON, 1 streamed); yori threads=1, policies + audit on"
   for k in json1 json2 stream; do
     s=0; [ "$k" = stream ] && s=1

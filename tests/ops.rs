@@ -19,10 +19,15 @@ fn config(mock: &Mock, dir: &std::path::Path) -> String {
     )
 }
 
-fn rows(db: &std::path::Path, sql: &str) -> i64 {
+/// Rows of exchanges answered 200 without an error.
+fn answered_rows(db: &std::path::Path) -> i64 {
     Connection::open(db)
         .unwrap()
-        .query_row(sql, [], |r| r.get(0))
+        .query_row(
+            "SELECT COUNT(*) FROM audit_events WHERE response_status = 200 AND error_kind IS NULL",
+            [],
+            |r| r.get(0),
+        )
         .unwrap()
 }
 
@@ -129,11 +134,7 @@ async fn graceful_stop_under_load_loses_no_audit_row() {
     }
     let answered = ok.load(Ordering::Relaxed) as i64;
     assert!(answered >= 150, "the load ran: {answered}");
-    let db = dir.path().join("audit.db");
-    let good = rows(
-        &db,
-        "SELECT COUNT(*) FROM audit_events WHERE response_status = 200 AND error_kind IS NULL",
-    );
+    let good = answered_rows(&dir.path().join("audit.db"));
     assert_eq!(
         good,
         answered,
@@ -232,11 +233,7 @@ async fn upgrade_hands_over_the_listener_and_the_old_process_finishes_its_stream
     unsafe { libc::kill(new.id() as i32, libc::SIGTERM) };
     let code = new.wait().unwrap().code();
     assert_eq!(code, Some(0), "{new_log}");
-    let db = dir.path().join("audit.db");
-    let good = rows(
-        &db,
-        "SELECT COUNT(*) FROM audit_events WHERE response_status = 200 AND error_kind IS NULL",
-    );
+    let good = answered_rows(&dir.path().join("audit.db"));
     assert_eq!(
         good,
         ok.load(Ordering::Relaxed) as i64 + 1,

@@ -38,6 +38,24 @@ fn export_ca(yori: &Yori, der: bool) -> PathBuf {
     path
 }
 
+/// A JSON chat through the TLS listener as `domain`, trusting `ca`: it must reach the mock.
+fn chat_ok(domain: &str, port: u16, ca: &Path, vendor: &VendorCase) {
+    let (code, out, err) = device_call(
+        domain,
+        port,
+        vendor.path,
+        Some(ca),
+        &[
+            "-H",
+            "content-type: application/json",
+            "--data-binary",
+            &vendor.body("hi", false),
+        ],
+    );
+    assert_eq!(code, 0, "{domain}: {err}");
+    assert!(out.contains("hello"), "{domain}: {out}");
+}
+
 /// curl as a device calling `https://<domain>:<port><path>`; returns (exit code, body, stderr).
 fn device_call(
     domain: &str,
@@ -298,20 +316,7 @@ async fn the_ca_survives_restart_and_is_served_at_ca_crt() {
     let again = std::fs::read(export_ca(&second, false)).unwrap();
     assert_eq!(again, pem, "the same CA after a restart");
     // a device that installed the CA before the restart still trusts the new leaf certificates
-    let (code, out, err) = device_call(
-        "api.mistral.ai",
-        tls_port,
-        "/v1/chat/completions",
-        Some(&saved),
-        &[
-            "-H",
-            "content-type: application/json",
-            "--data-binary",
-            &VENDORS[3].body("hi", false),
-        ],
-    );
-    assert_eq!(code, 0, "{err}");
-    assert!(out.contains("hello"), "{out}");
+    chat_ok("api.mistral.ai", tls_port, &saved, &VENDORS[3]);
 }
 
 #[test]
@@ -425,20 +430,7 @@ async fn a_user_supplied_certificate_is_presented_instead_of_the_local_ca() {
         cert_path.display(),
         key_path.display()
     ));
-    let (code, out, err) = device_call(
-        "api.openai.com",
-        tls_port,
-        "/v1/chat/completions",
-        Some(&own_ca),
-        &[
-            "-H",
-            "content-type: application/json",
-            "--data-binary",
-            &VENDORS[0].body("hi", false),
-        ],
-    );
-    assert_eq!(code, 0, "{err}");
-    assert!(out.contains("hello"), "{out}");
+    chat_ok("api.openai.com", tls_port, &own_ca, &VENDORS[0]);
     assert!(
         !dir.path().join("unused").exists(),
         "no local CA is made when the user supplies a certificate"

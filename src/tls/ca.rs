@@ -15,7 +15,7 @@ use openssl::x509::extension::{
     AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
     SubjectKeyIdentifier,
 };
-use openssl::x509::{X509Builder, X509NameBuilder, X509};
+use openssl::x509::{X509Builder, X509NameBuilder, X509NameRef, X509};
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -79,7 +79,7 @@ fn serial() -> Result<Asn1Integer, openssl::error::ErrorStack> {
     bn.to_asn1_integer()
 }
 
-fn now_unix() -> i64 {
+pub(crate) fn now_unix() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
@@ -101,17 +101,7 @@ impl Ca {
         name.append_entry_by_nid(Nid::COMMONNAME, CA_NAME)?;
         name.append_entry_by_nid(Nid::ORGANIZATIONNAME, "YORI")?;
         let name = name.build();
-        let mut b = X509Builder::new()?;
-        b.set_version(2)?;
-        let sn = serial()?;
-        b.set_serial_number(&sn)?;
-        b.set_subject_name(&name)?;
-        b.set_issuer_name(&name)?;
-        b.set_pubkey(&key)?;
-        let not_before = Asn1Time::from_unix(now_unix() - 3600)?;
-        b.set_not_before(&not_before)?;
-        let not_after = Asn1Time::days_from_now(CA_DAYS)?;
-        b.set_not_after(&not_after)?;
+        let (mut b, _) = builder(&name, &name, &key, CA_DAYS)?;
         b.append_extension(BasicConstraints::new().critical().ca().pathlen(0).build()?)?;
         b.append_extension(
             KeyUsage::new()
@@ -228,17 +218,7 @@ impl Ca {
         let mut name = X509NameBuilder::new()?;
         name.append_entry_by_nid(Nid::COMMONNAME, domain)?;
         let name = name.build();
-        let mut b = X509Builder::new()?;
-        b.set_version(2)?;
-        let sn = serial()?;
-        b.set_serial_number(&sn)?;
-        b.set_subject_name(&name)?;
-        b.set_issuer_name(self.cert.subject_name())?;
-        b.set_pubkey(&key)?;
-        let not_before = Asn1Time::from_unix(now_unix() - 3600)?;
-        b.set_not_before(&not_before)?;
-        let not_after = Asn1Time::days_from_now(days)?;
-        b.set_not_after(&not_after)?;
+        let (mut b, not_after) = builder(&name, self.cert.subject_name(), &key, days)?;
         b.append_extension(BasicConstraints::new().critical().build()?)?;
         b.append_extension(KeyUsage::new().critical().digital_signature().build()?)?;
         b.append_extension(ExtendedKeyUsage::new().server_auth().build()?)?;
@@ -253,9 +233,31 @@ impl Ca {
         Ok(Leaf {
             cert: b.build(),
             key,
-            not_after: unix_time(&not_after),
+            not_after,
         })
     }
+}
+
+/// A v3 certificate for `key` with a random serial, valid from one hour back (clocks that run a
+/// little behind) for `days`; returns it with its end in unix seconds.
+fn builder(
+    subject: &X509NameRef,
+    issuer: &X509NameRef,
+    key: &PKey<Private>,
+    days: u32,
+) -> Result<(X509Builder, i64), openssl::error::ErrorStack> {
+    let mut b = X509Builder::new()?;
+    b.set_version(2)?;
+    let sn = serial()?;
+    b.set_serial_number(&sn)?;
+    b.set_subject_name(subject)?;
+    b.set_issuer_name(issuer)?;
+    b.set_pubkey(key)?;
+    let not_before = Asn1Time::from_unix(now_unix() - 3600)?;
+    b.set_not_before(&not_before)?;
+    let not_after = Asn1Time::days_from_now(days)?;
+    b.set_not_after(&not_after)?;
+    Ok((b, unix_time(&not_after)))
 }
 
 /// Writes `bytes` to `path` through a temporary file created with `mode`, then renames it.

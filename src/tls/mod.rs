@@ -9,7 +9,7 @@ pub mod ca;
 
 use crate::config::Config;
 use crate::metrics;
-use ca::{Ca, CaError, Leaf};
+use ca::{now_unix, Ca, CaError, Leaf};
 use openssl::pkey::{PKey, Private};
 use openssl::ssl::{NameType, SniError, SslAlert, SslRef};
 use openssl::x509::X509;
@@ -47,12 +47,6 @@ pub enum Prepared {
     Ready(Arc<Certs>),
     /// `yori check` only: no CA yet; the service creates one at start.
     WillCreate,
-}
-
-fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 fn enabled_names(config: &Config) -> HashSet<String> {
