@@ -60,7 +60,7 @@ fn main() {
                 },
                 mode: "enforce",
             });
-            let v = set.evaluate(&regorus::Value::from(input), None);
+            let v = set.evaluate(&input, None);
             times.push(t.elapsed());
             last = Some(v);
         }

@@ -18,7 +18,7 @@ DURATION=${DURATION:-10}; CONNS=${CONNS:-50}; THREADS=${THREADS:-1}; WRK_THREADS
 POLICIES=${POLICIES:-on}   # off: no policy evaluated (policies.enabled: []), to price the shipped set
 command -v nginx >/dev/null || apt-get install -y -qq nginx-light >/dev/null || echo "nginx not installable: its row is skipped" >&2
 . loadtest/lib.sh
-MOCK=$(port); YORI=$(port); METRICS=$(port); NGINX=$(port); TLS=$(port)
+read -r MOCK YORI METRICS NGINX TLS < <(ports 5)
 cargo build --release --example ttfb -q
 target/release/examples/mock_vendor --listen 127.0.0.1:$MOCK --threads 1 >"$work/mock.log" 2>&1 & pids+=($!)
 cat >"$work/yori.conf" <<CONF
@@ -69,7 +69,8 @@ http {
 NGX
   nginx -c "$work/nginx/nginx.conf" -g 'daemon off;' & pids+=($!)
 fi
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$YORI/health" >/dev/null && curl -sf -o /dev/null -X POST "http://127.0.0.1:$MOCK/v1/chat/completions" -d '{}' && break; sleep 0.1; done
+wait_up "http://127.0.0.1:$YORI/health" "$YPID" "$work/yori.log"
+for _ in $(seq 100); do curl -sf -o /dev/null -X POST "http://127.0.0.1:$MOCK/v1/chat/completions" -d '{}' && break; sleep 0.1; done
 
 run() { # name url stream host [extra wrk args...]
   local name=$1 url=$2 stream=$3 host=$4; shift 4

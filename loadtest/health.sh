@@ -8,15 +8,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-30}
 command -v ab >/dev/null || apt-get install -y -qq apache2-utils >/dev/null
-command -v wrk >/dev/null || apt-get install -y -qq wrk >/dev/null
-scripts/setup
-cargo build --release --bin yori -q
-work=$(mktemp -d); port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-P=$(port); M=$(port)
+. loadtest/lib.sh
+read -r P M < <(ports 2)
 printf 'listen: 127.0.0.1:%s\nmetrics:\n  listen: 127.0.0.1:%s\naudit:\n  database: %s/audit.db\nserver:\n  pid_file: %s/pid\n  upgrade_sock: %s/up\n  grace_period_seconds: 1\n' "$P" "$M" "$work" "$work" "$work" >"$work/y.conf"
-RUST_LOG=warn target/release/yori -c "$work/y.conf" 2>"$work/log" & YPID=$!
-trap 'kill $YPID 2>/dev/null || true; rm -rf "$work"' EXIT
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$P/health" >/dev/null && break; sleep 0.1; done
+RUST_LOG=warn target/release/yori -c "$work/y.conf" 2>"$work/log" & YPID=$!; pids+=($YPID)
+wait_up "http://127.0.0.1:$P/health" "$YPID" "$work/log"
 out="loadtest/results/health-$(date -u +%Y%m%dT%H%M%SZ).txt"
 {
   echo "# loadtest/health.sh $(date -u +%FT%TZ); $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"

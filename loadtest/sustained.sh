@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-60}; RATE=${RATE:-50}; CONNS=${CONNS:-10}
 . loadtest/lib.sh
-MOCK=$(port); YORI=$(port); METRICS=$(port)
+read -r MOCK YORI METRICS < <(ports 3)
 target/release/examples/mock_vendor --listen 127.0.0.1:$MOCK --threads 1 >"$work/mock.log" 2>&1 & pids+=($!)
 cat >"$work/yori.conf" <<CONF
 listen: 127.0.0.1:$YORI
@@ -30,7 +30,7 @@ server:
   graceful_shutdown_timeout_seconds: 5
 CONF
 RUST_LOG=warn target/release/yori -c "$work/yori.conf" >"$work/yori.log" 2>&1 & YPID=$!; pids+=($YPID)
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$YORI/health" >/dev/null && break; sleep 0.1; done
+wait_up "http://127.0.0.1:$YORI/health" "$YPID" "$work/yori.log"
 # a third of the requests stream: three wrk processes share the rate (JSON twice, stream once)
 pause=$(( CONNS * 1000 * 3 / RATE ))
 out="loadtest/results/sustained-$(date -u +%Y%m%dT%H%M%SZ).txt"

@@ -95,10 +95,7 @@ impl Decider {
         });
         let live = shared.live.get();
         let timer = Instant::now();
-        let mut verdict = live
-            .policies
-            .set
-            .evaluate(&regorus::Value::from(input), None);
+        let mut verdict = live.policies.set.evaluate(&input, None);
         metrics::POLICY_EVAL.observe(timer.elapsed().as_secs_f64());
         metrics::POLICY_ERRORS.inc_by(verdict.errors.len() as u64);
         if verdict.policy.is_none() && verdict.action < live.policies.default {
