@@ -14,6 +14,18 @@ fn value(text: &str, series: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// The metrics page once the audit writer has written `rows` rows (or after 10 s).
+async fn scrape_after_rows(port: u16, rows: f64) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let t = send(port, "GET", "/metrics", &[], "").await.text();
+        if value(&t, "yori_audit_rows_written_total") >= rows || Instant::now() > deadline {
+            return t;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_block_is_counted_once_with_bounded_labels() {
     let mock = start_mock().await;
@@ -36,16 +48,7 @@ async fn a_block_is_counted_once_with_bounded_labels() {
         .status,
         403
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let text = loop {
-        let t = send(yori.metrics_port, "GET", "/metrics", &[], "")
-            .await
-            .text();
-        if value(&t, "yori_audit_rows_written_total") >= 1.0 || Instant::now() > deadline {
-            break t;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let text = scrape_after_rows(yori.metrics_port, 1.0).await;
     assert_eq!(
         value(
             &text,
@@ -114,16 +117,7 @@ async fn forwarded_failed_tokens_and_overhead_are_counted() {
         .status,
         504
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let text = loop {
-        let t = send(yori.metrics_port, "GET", "/metrics", &[], "")
-            .await
-            .text();
-        if value(&t, "yori_audit_rows_written_total") >= 4.0 || Instant::now() > deadline {
-            break t;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let text = scrape_after_rows(yori.metrics_port, 4.0).await;
     assert_eq!(
         value(
             &text,
