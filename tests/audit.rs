@@ -202,11 +202,9 @@ async fn long_prompts_are_cut_and_personal_data_is_flagged() {
         VENDORS[1].body(&long, false),
     )
     .await;
-    post(
+    openai_chat(
         yori.port,
-        "/openai/v1/chat/completions",
-        &[],
-        VENDORS[0].body("my card 4111 1111 1111 1111, mail jo@example.com", false),
+        "my card 4111 1111 1111 1111, mail jo@example.com",
     )
     .await;
     let c = rows_eventually(&dir, 2);
@@ -243,13 +241,7 @@ async fn preview_can_be_redacted_or_switched_off() {
         "  flush_interval_ms: 20\n  redact_preview: true\n",
     );
     let yori = Yori::start(&yaml);
-    post(
-        yori.port,
-        "/openai/v1/chat/completions",
-        &[],
-        VENDORS[0].body("mail jo@example.com now", false),
-    )
-    .await;
+    openai_chat(yori.port, "mail jo@example.com now").await;
     let c = rows_eventually(&dir, 1);
     let p: String = c
         .query_row("SELECT prompt_preview FROM audit_events", [], |r| r.get(0))
@@ -262,13 +254,7 @@ async fn preview_can_be_redacted_or_switched_off() {
         "  flush_interval_ms: 20\n",
         "  flush_interval_ms: 20\n  prompt_preview_chars: 0\n",
     ));
-    post(
-        yori.port,
-        "/openai/v1/chat/completions",
-        &[],
-        VENDORS[0].body("private", false),
-    )
-    .await;
+    openai_chat(yori.port, "private").await;
     let c = rows_eventually(&dir, 1);
     let p: Option<String> = c
         .query_row("SELECT prompt_preview FROM audit_events", [], |r| r.get(0))
@@ -451,17 +437,7 @@ async fn unwritable_database_does_not_stop_the_proxy() {
     );
     let yori = Yori::start(&yaml);
     for _ in 0..3 {
-        assert_eq!(
-            post(
-                yori.port,
-                "/openai/v1/chat/completions",
-                &[],
-                VENDORS[0].body("hi", false)
-            )
-            .await
-            .status,
-            200
-        );
+        assert_eq!(openai_chat(yori.port, "hi").await.status, 200);
     }
     assert_eq!(mock.requests().len(), 3);
 }
@@ -480,13 +456,7 @@ async fn admin_api_stats_audit_csv_and_access_rule() {
         )
         .await;
     }
-    post(
-        yori.port,
-        "/openai/v1/chat/completions",
-        &[],
-        VENDORS[0].body("a joke, please", false),
-    )
-    .await;
+    openai_chat(yori.port, "a joke, please").await;
     rows_eventually(&dir, 5);
 
     let stats = send(yori.port, "GET", "/api/stats", &[], "").await;
@@ -627,13 +597,7 @@ async fn brief_sqlite3_commands_work_on_a_live_database() {
     let mock = start_mock().await;
     let (dir, yaml) = audit_config(&mock, "");
     let yori = Yori::start(&yaml);
-    post(
-        yori.port,
-        "/openai/v1/chat/completions",
-        &[],
-        VENDORS[0].body("hi", false),
-    )
-    .await;
+    openai_chat(yori.port, "hi").await;
     rows_eventually(&dir, 1);
     let path = db(&dir);
     let count = std::process::Command::new("sqlite3")

@@ -424,13 +424,7 @@ async fn client_leaving_mid_stream_and_vendor_cutting_the_stream_do_not_hurt_the
     );
     // and the proxy keeps serving
     for _ in 0..3 {
-        let r = post(
-            yori.port,
-            "/openai/v1/chat/completions",
-            &[],
-            VENDORS[0].body("hi", false),
-        )
-        .await;
+        let r = openai_chat(yori.port, "hi").await;
         assert_eq!(r.status, 200);
     }
 }

@@ -83,17 +83,7 @@ async fn forwarded_failed_tokens_and_overhead_are_counted() {
     );
     let yori = Yori::start(&conf);
     for _ in 0..2 {
-        assert_eq!(
-            post(
-                yori.port,
-                "/openai/v1/chat/completions",
-                &[],
-                VENDORS[0].body("hi", false)
-            )
-            .await
-            .status,
-            200
-        );
+        assert_eq!(openai_chat(yori.port, "hi").await.status, 200);
     }
     assert_eq!(
         post(

@@ -43,13 +43,7 @@ async fn observe_forwards_and_records_the_block_verdict() {
     let mock = start_mock().await;
     let dir = tempfile::tempdir().unwrap();
     let yori = Yori::start_at(&config(&mock, &dir, "mode: observe\n"), LATE);
-    let r = post(
-        yori.port,
-        "/openai/v1/chat/completions",
-        &[],
-        VENDORS[0].body("hi", false),
-    )
-    .await;
+    let r = openai_chat(yori.port, "hi").await;
     assert_eq!(r.status, 200);
     assert_eq!(mock.requests().len(), 1);
     let got = rows(&dir, 1);
@@ -69,13 +63,7 @@ async fn advisory_forwards_and_records_alerts() {
     let mock = start_mock().await;
     let dir = tempfile::tempdir().unwrap();
     let yori = Yori::start_at(&config(&mock, &dir, "mode: advisory\n"), NOON);
-    let r = post(
-        yori.port,
-        "/openai/v1/chat/completions",
-        &[],
-        VENDORS[0].body("please do my homework", false),
-    )
-    .await;
+    let r = openai_chat(yori.port, "please do my homework").await;
     assert_eq!(r.status, 200);
     let r = post(
         yori.port,
@@ -195,13 +183,7 @@ async fn allowlisted_devices_and_the_emergency_switch_are_forwarded_and_audited(
         ),
         LATE,
     );
-    let r = post(
-        yori.port,
-        "/openai/v1/chat/completions",
-        &[],
-        VENDORS[0].body("hi", false),
-    )
-    .await;
+    let r = openai_chat(yori.port, "hi").await;
     assert_eq!(r.status, 200);
     let got = rows(&dir, 1);
     drop(yori);
@@ -224,17 +206,7 @@ async fn allowlisted_devices_and_the_emergency_switch_are_forwarded_and_audited(
         ),
         LATE,
     );
-    assert_eq!(
-        post(
-            yori.port,
-            "/openai/v1/chat/completions",
-            &[],
-            VENDORS[0].body("hi", false)
-        )
-        .await
-        .status,
-        200
-    );
+    assert_eq!(openai_chat(yori.port, "hi").await.status, 200);
     let got = rows(&dir, 1);
     assert!(
         got[0]
@@ -330,32 +302,12 @@ async fn daily_counters_survive_a_restart() {
     );
     let yori = Yori::start(&conf);
     for _ in 0..3 {
-        assert_eq!(
-            post(
-                yori.port,
-                "/openai/v1/chat/completions",
-                &[],
-                VENDORS[0].body("what is rain", false)
-            )
-            .await
-            .status,
-            200
-        );
+        assert_eq!(openai_chat(yori.port, "what is rain").await.status, 200);
     }
     rows(&dir, 3);
     drop(yori);
     let yori = Yori::start(&conf);
-    assert_eq!(
-        post(
-            yori.port,
-            "/openai/v1/chat/completions",
-            &[],
-            VENDORS[0].body("what is snow", false)
-        )
-        .await
-        .status,
-        200
-    );
+    assert_eq!(openai_chat(yori.port, "what is snow").await.status, 200);
     let got = rows(&dir, 4);
     assert!(got[..3].iter().all(|r| r.2 == "allow"), "{got:?}");
     assert_eq!(
@@ -403,13 +355,7 @@ async fn advisory_alerts_reach_a_webhook_without_the_prompt() {
         &format!("mode: advisory\nalerts:\n  webhook_url: http://{hook}/hooks/yori\n"),
     );
     let yori = Yori::start(&conf);
-    let r = post(
-        yori.port,
-        "/openai/v1/chat/completions",
-        &[],
-        VENDORS[0].body("finish my homework about SECRET-TOPIC-42", false),
-    )
-    .await;
+    let r = openai_chat(yori.port, "finish my homework about SECRET-TOPIC-42").await;
     assert_eq!(r.status, 200);
     let got = tokio::time::timeout(Duration::from_secs(10), rx.recv())
         .await
@@ -447,17 +393,7 @@ async fn a_dead_webhook_never_slows_or_fails_traffic() {
     );
     let yori = Yori::start(&conf);
     for _ in 0..5 {
-        assert_eq!(
-            post(
-                yori.port,
-                "/openai/v1/chat/completions",
-                &[],
-                VENDORS[0].body("homework help", false)
-            )
-            .await
-            .status,
-            200
-        );
+        assert_eq!(openai_chat(yori.port, "homework help").await.status, 200);
     }
     assert_eq!(mock.requests().len(), 5);
 }
@@ -485,16 +421,7 @@ async fn sighup_reloads_policies_and_a_broken_one_keeps_the_old_set() {
         ),
     );
     let yori = Yori::start(&conf);
-    let status = |port| async move {
-        post(
-            port,
-            "/openai/v1/chat/completions",
-            &[],
-            VENDORS[0].body("hi", false),
-        )
-        .await
-        .status
-    };
+    let status = |port| async move { openai_chat(port, "hi").await.status };
     assert_eq!(status(yori.port).await, 200);
 
     write_policy(pol.path(), "block");

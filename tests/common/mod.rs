@@ -275,6 +275,17 @@ pub async fn post(port: u16, path: &str, headers: &[(&str, &str)], body: impl In
     send(port, "POST", path, &h, body).await
 }
 
+/// A JSON chat in OpenAI's format through the `/openai` prefix, without extra headers.
+pub async fn openai_chat(port: u16, prompt: &str) -> Resp {
+    post(
+        port,
+        "/openai/v1/chat/completions",
+        &[],
+        VENDORS[0].body(prompt, false),
+    )
+    .await
+}
+
 /// Runs curl (for h2c and 100-continue, which the test client does not speak).
 pub fn curl(args: &[&str]) -> (i32, String, String) {
     let out = Command::new("curl")
