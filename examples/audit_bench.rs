@@ -8,20 +8,20 @@
 
 use std::time::{Duration, Instant};
 use yori::audit::query::{self, Filter};
-use yori::audit::{store, AuditRow, EVENT_REQUEST};
+use yori::audit::{store, AuditRow};
+use yori::providers::Vendor;
 
 fn row(i: u64) -> AuditRow {
     let vendors = [
-        ("api.openai.com", "openai"),
-        ("api.anthropic.com", "anthropic"),
-        ("generativelanguage.googleapis.com", "gemini"),
-        ("api.mistral.ai", "mistral"),
+        ("api.openai.com", Vendor::OpenAi),
+        ("api.anthropic.com", Vendor::Anthropic),
+        ("generativelanguage.googleapis.com", Vendor::Gemini),
+        ("api.mistral.ai", Vendor::Mistral),
     ];
     let (endpoint, vendor) = vendors[(i % 4) as usize];
     let minute = i % (60 * 24 * 30);
     AuditRow {
         timestamp: format!("2026-11-{:02}T{:02}:{:02}:00.000Z", 1 + minute / 1440, (minute / 60) % 24, minute % 60),
-        event_type: EVENT_REQUEST,
         client_ip: Some(format!("192.168.1.{}", 10 + i % 6)),
         client_device: Some(format!("device-{}", i % 6)),
         endpoint: Some(endpoint.into()),
@@ -40,8 +40,6 @@ fn row(i: u64) -> AuditRow {
         first_byte_ms: Some(120),
         request_bytes: 1024,
         response_bytes: 4096,
-        policy_result: "allow",
-        mode: "observe",
         user_agent: Some("OpenAI/Python 1.55.0".into()),
         request_id: format!("bench-{i:x}"),
         ..AuditRow::default()

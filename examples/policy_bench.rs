@@ -8,10 +8,11 @@
 //! plain prompt and for one that triggers alerts.
 
 use std::time::{Duration, Instant};
-use yori::facts::extract;
-use yori::policy::input::{document, ClientUsage, InputParts};
+use yori::kinds::Mode;
+use yori::policy::counters::ClientUsage;
+use yori::policy::input::{document, InputParts};
 use yori::policy::{PolicySet, Source};
-use yori::vendor::Vendor;
+use yori::providers::Vendor;
 
 fn main() {
     let n: usize = std::env::args()
@@ -29,7 +30,7 @@ fn main() {
         ),
     ] {
         let body = serde_json::json!({"model": "gpt-4o-mini", "messages": [{"role": "system", "content": "You are a tutor."}, {"role": "user", "content": prompt}]}).to_string();
-        let facts = extract(Vendor::OpenAi, "/v1/chat/completions", body.as_bytes());
+        let facts = Vendor::OpenAi.request_facts("/v1/chat/completions", body.as_bytes());
         let mut times: Vec<Duration> = Vec::with_capacity(n);
         let mut last = None;
         let thrash = std::env::var("THRASH_MB")
@@ -58,7 +59,7 @@ fn main() {
                     requests_last_hour: 3,
                     tokens_today: 4000,
                 },
-                mode: "enforce",
+                mode: Mode::Enforce,
             });
             let v = set.evaluate(&input, None);
             times.push(t.elapsed());

@@ -9,39 +9,49 @@ use crate::config::Webhook;
 use async_trait::async_trait;
 use pingora_core::server::ShutdownWatch;
 use pingora_core::services::background::BackgroundService;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 const QUEUE: usize = 256;
 
-#[derive(Debug, Default)]
-pub struct AlertStats {
-    pub raised: AtomicU64,
-    pub delivered: AtomicU64,
-    pub failed: AtomicU64,
-    pub dropped: AtomicU64,
+/// Why one delivery attempt failed.
+#[derive(Debug, thiserror::Error)]
+enum WebhookError {
+    #[error("cannot resolve {host}: {source}")]
+    Resolve {
+        host: String,
+        source: std::io::Error,
+    },
+    #[error("{0} has no address")]
+    NoAddress(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("receiver answered {0}")]
+    Status(String),
+    #[error("receiver closed without an answer")]
+    NoAnswer,
+}
+
+fn count(result: &str) {
+    crate::metrics::ALERT_WEBHOOK
+        .with_label_values(&[result])
+        .inc();
 }
 
 #[derive(Clone)]
 pub struct AlertSender {
     tx: Option<mpsc::Sender<serde_json::Value>>,
-    pub stats: Arc<AlertStats>,
 }
 
 impl AlertSender {
     /// Counts the alert and queues it for the webhook (if any) without waiting.
     pub fn raise(&self, alert: serde_json::Value) {
-        self.stats.raised.fetch_add(1, Ordering::Relaxed);
         crate::metrics::ALERTS.inc();
         if let Some(tx) = &self.tx {
             if tx.try_send(alert).is_err() {
-                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-                crate::metrics::ALERT_WEBHOOK
-                    .with_label_values(&["dropped"])
-                    .inc();
+                count("dropped");
             }
         }
     }
@@ -50,27 +60,18 @@ impl AlertSender {
 pub struct AlertService {
     rx: Mutex<Option<mpsc::Receiver<serde_json::Value>>>,
     webhook: Webhook,
-    stats: Arc<AlertStats>,
 }
 
 pub fn channel(webhook: Option<&Webhook>) -> (AlertSender, Option<AlertService>) {
-    let stats = Arc::new(AlertStats::default());
     match webhook {
-        None => (AlertSender { tx: None, stats }, None),
+        None => (AlertSender { tx: None }, None),
         Some(w) => {
             let (tx, rx) = mpsc::channel(QUEUE);
             let service = AlertService {
                 rx: Mutex::new(Some(rx)),
                 webhook: w.clone(),
-                stats: stats.clone(),
             };
-            (
-                AlertSender {
-                    tx: Some(tx),
-                    stats,
-                },
-                Some(service),
-            )
+            (AlertSender { tx: Some(tx) }, Some(service))
         }
     }
 }
@@ -103,25 +104,21 @@ impl BackgroundService for AlertService {
                 tokio::time::sleep(delay).await;
                 delay *= 2;
             }
-            let counter = if sent {
-                &self.stats.delivered
-            } else {
-                &self.stats.failed
-            };
-            counter.fetch_add(1, Ordering::Relaxed);
+            count(if sent { "delivered" } else { "failed" });
         }
     }
 }
 
-async fn post(w: &Webhook, body: &str) -> Result<(), String> {
+async fn post(w: &Webhook, body: &str) -> Result<(), WebhookError> {
     let addr = tokio::net::lookup_host((w.host.as_str(), w.port))
         .await
-        .map_err(|e| format!("cannot resolve {}: {e}", w.host))?
+        .map_err(|source| WebhookError::Resolve {
+            host: w.host.clone(),
+            source,
+        })?
         .next()
-        .ok_or_else(|| format!("{} has no address", w.host))?;
-    let mut s = tokio::net::TcpStream::connect(addr)
-        .await
-        .map_err(|e| e.to_string())?;
+        .ok_or_else(|| WebhookError::NoAddress(w.host.clone()))?;
+    let mut s = tokio::net::TcpStream::connect(addr).await?;
     let req = format!(
         "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nUser-Agent: yori/{}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         w.path,
@@ -129,15 +126,13 @@ async fn post(w: &Webhook, body: &str) -> Result<(), String> {
         env!("CARGO_PKG_VERSION"),
         body.len()
     );
-    s.write_all(req.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
+    s.write_all(req.as_bytes()).await?;
     let mut head = [0u8; 32];
-    let n = s.read(&mut head).await.map_err(|e| e.to_string())?;
+    let n = s.read(&mut head).await?;
     let line = String::from_utf8_lossy(&head[..n]);
     match line.split(' ').nth(1) {
         Some(code) if code.starts_with('2') => Ok(()),
-        Some(code) => Err(format!("receiver answered {code}")),
-        None => Err("receiver closed without an answer".into()),
+        Some(code) => Err(WebhookError::Status(code.to_string())),
+        None => Err(WebhookError::NoAnswer),
     }
 }

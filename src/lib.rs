@@ -1,26 +1,33 @@
 //! YORI: a home LLM gateway on Pingora.
 //!
-//! Data flow of one request, in module order: `route` (which vendor) -> `capture` (whole body,
-//! bounded) -> `proxy` (the ProxyHttp phases) -> `upstream` (the vendor's address and peer).
+//! One request's path, in module order:
+//! - `proxy`: the `ProxyHttp` phases. `proxy::route` says where a request goes (health, admin,
+//!   a vendor, refusal), `proxy::capture` reads its whole body, `proxy::forward` has the
+//!   policies decide and replays it to the vendor, `proxy::upstream` resolves the vendor.
+//! - `providers`: what each vendor's wire format says (facts, usage, error bodies), one file
+//!   per vendor; `inspect`: the vendor-neutral parsing (facts, personal data, token usage).
+//! - `policy`: the Rego set, the input document, the counters, the mode gate, SIGHUP reloads.
+//! - `report`: the exchange's typed report, from which `audit` (row, queue, writer, SQLite,
+//!   queries) and `metrics` are derived.
+//!
+//! Around it: `config` (YAML to a validated `Config`), `kinds` (the stored vocabularies),
+//! `admin` (the admin API), `alerts` (the webhook), `tls` (the local CA and the TLS listener),
+//! `server` (builds every service), `cli`.
+//!
+//! Arrows point one way: `proxy` uses everything below it; `admin` and `audit` know nothing of
+//! the proxy; `metrics` and `audit` read the report, never the proxy's context.
 
 pub mod admin;
 pub mod alerts;
 pub mod audit;
-pub mod capture;
 pub mod cli;
 pub mod config;
-pub mod error;
-pub mod facts;
-pub mod live;
+pub mod inspect;
+pub mod kinds;
 pub mod metrics;
-pub mod pii;
 pub mod policy;
+pub mod providers;
 pub mod proxy;
-pub mod record;
-pub mod respond;
-pub mod route;
+pub mod report;
 pub mod server;
 pub mod tls;
-pub mod upstream;
-pub mod usage;
-pub mod vendor;

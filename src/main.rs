@@ -56,13 +56,12 @@ fn main() -> ExitCode {
             let tls = if config.tls.enabled {
                 // fail safe: a TLS listener that cannot present a trusted certificate must not
                 // start, and YORI never serves plain HTTP on the TLS port instead
-                let prepared = match yori::tls::prepare(&config, true) {
-                    Ok(yori::tls::Prepared::Ready(certs)) => Ok(certs),
-                    Ok(yori::tls::Prepared::WillCreate) => Err("no CA was created".to_string()),
-                    Err(e) => Err(e),
-                };
-                match prepared {
-                    Ok(certs) => Some(certs),
+                match yori::tls::prepare(&config, true) {
+                    Ok(yori::tls::Prepared::Ready(certs)) => Some(certs),
+                    Ok(yori::tls::Prepared::WillCreate) => {
+                        eprintln!("yori: cannot start the TLS listener: no CA was created");
+                        return ExitCode::from(2);
+                    }
                     Err(e) => {
                         eprintln!("yori: cannot start the TLS listener: {e}");
                         return ExitCode::from(2);

@@ -2,6 +2,8 @@
 //! `metrics.listen` from the default registry. Labels are bounded: vendor ids, outcomes, status
 //! classes, policy file names, error codes; never models, IPs or prompts.
 
+use crate::kinds::Outcome;
+use crate::report::Report;
 use once_cell::sync::Lazy;
 use prometheus::{
     register_counter_vec, register_histogram, register_histogram_vec, register_int_counter,
@@ -95,10 +97,21 @@ pub static UPSTREAM_ERRORS: Lazy<IntCounterVec> = Lazy::new(|| {
     must(
         register_int_counter_vec!(
             "yori_upstream_errors_total",
-            "Failed exchanges by vendor and error kind",
+            "Exchanges the vendor side failed, by vendor and kind (upstream_unreachable, upstream_timeout, upstream_broken)",
             &["vendor", "kind"]
         ),
         "upstream_errors",
+    )
+});
+
+pub static REFUSED: Lazy<IntCounterVec> = Lazy::new(|| {
+    must(
+        register_int_counter_vec!(
+            "yori_requests_refused_total",
+            "Vendor requests YORI refused itself, by vendor and kind (request_too_large, bad_request)",
+            &["vendor", "kind"]
+        ),
+        "refused",
     )
 });
 
@@ -211,7 +224,6 @@ pub static RELOADS: Lazy<IntCounterVec> = Lazy::new(|| {
     )
 });
 
-/// Registers every metric so a scrape shows them all from the start (zeros included).
 pub static TLS_REFUSED: Lazy<IntCounterVec> = Lazy::new(|| {
     must(
         register_int_counter_vec!(
@@ -233,6 +245,7 @@ pub static TLS_ISSUED: Lazy<IntCounter> = Lazy::new(|| {
     )
 });
 
+/// Registers every metric so a scrape shows them all from the start (zeros included).
 pub fn init(version: &str) {
     BUILD_INFO.with_label_values(&[version]).set(1);
     Lazy::force(&REQUESTS);
@@ -241,6 +254,7 @@ pub fn init(version: &str) {
     Lazy::force(&FIRST_BYTE);
     Lazy::force(&TOKENS);
     Lazy::force(&UPSTREAM_ERRORS);
+    Lazy::force(&REFUSED);
     Lazy::force(&POLICY_DECISIONS);
     Lazy::force(&POLICY_EVAL);
     Lazy::force(&POLICY_ERRORS);
@@ -267,53 +281,44 @@ pub fn status_class(status: Option<u16>) -> &'static str {
     }
 }
 
-/// Counts one finished vendor exchange from its audit row (called once, where the row is made).
-pub fn exchange(
-    row: &crate::audit::AuditRow,
-    blocked: bool,
-    forwarded: bool,
-    vendor_wait: Option<std::time::Duration>,
-) {
-    let vendor = row.vendor.unwrap_or("unknown");
-    let status = row.response_status.map(|s| s as u16);
-    let outcome = match (blocked, forwarded, row.error_kind) {
-        (true, _, _) => "blocked",
-        (_, true, None) | (_, true, Some("client_closed")) => "forwarded",
-        (_, true, Some(_)) => "failed",
-        (_, false, _) => "refused",
-    };
+/// Counts one finished vendor exchange from its report (called once per exchange).
+pub fn exchange(r: &Report) {
+    let vendor = r.vendor.as_str();
     REQUESTS
-        .with_label_values(&[vendor, outcome, status_class(status)])
+        .with_label_values(&[vendor, r.outcome.as_str(), status_class(r.status)])
         .inc();
-    let total = row.response_duration_ms as f64 / 1000.0;
-    REQUEST_DURATION.with_label_values(&[vendor]).observe(total);
-    if let Some(fb) = row.first_byte_ms {
+    REQUEST_DURATION
+        .with_label_values(&[vendor])
+        .observe(r.duration.as_secs_f64());
+    if let Some(fb) = r.first_byte {
         FIRST_BYTE
             .with_label_values(&[vendor])
-            .observe(fb as f64 / 1000.0);
+            .observe(fb.as_secs_f64());
     }
-    if let Some(wait) = vendor_wait {
+    if let Some(own) = r.overhead() {
         OVERHEAD
             .with_label_values(&[vendor])
-            .observe((total - wait.as_secs_f64()).max(0.0));
+            .observe(own.as_secs_f64());
     }
-    if let Some(t) = row.prompt_tokens {
+    if let Some(t) = r.tokens {
         TOKENS
             .with_label_values(&[vendor, "prompt"])
-            .inc_by(t.max(0) as f64);
-    }
-    if let Some(t) = row.response_tokens {
+            .inc_by(t.prompt as f64);
         TOKENS
             .with_label_values(&[vendor, "response"])
-            .inc_by(t.max(0) as f64);
+            .inc_by(t.response as f64);
     }
-    if let Some(kind) = row.error_kind {
-        UPSTREAM_ERRORS.with_label_values(&[vendor, kind]).inc();
+    match r.outcome {
+        Outcome::Failed(kind) => UPSTREAM_ERRORS
+            .with_label_values(&[vendor, kind.as_str()])
+            .inc(),
+        Outcome::Refused(kind) => REFUSED.with_label_values(&[vendor, kind.as_str()]).inc(),
+        Outcome::Forwarded | Outcome::Blocked | Outcome::ClientClosed => {}
     }
     POLICY_DECISIONS
         .with_label_values(&[
-            row.policy_name.as_deref().unwrap_or("none"),
-            row.policy_result,
+            r.policy.name.as_deref().unwrap_or("none"),
+            r.policy.action.as_str(),
         ])
         .inc();
 }

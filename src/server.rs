@@ -1,19 +1,47 @@
-//! Builds the Pingora server and its services from a validated `Config`.
+//! The composition root: builds the Pingora server and its services from a validated `Config`,
+//! and hands each part what it needs.
 
+use crate::admin::AdminState;
 use crate::audit;
 use crate::cli::RunArgs;
-use crate::config::Config;
-use crate::live::{LiveSettings, Reloader};
-use crate::policy::input::UsageCounters;
-use crate::proxy::{Clock, Gateway, Shared};
-use crate::route::Router;
-use crate::upstream::Resolver;
+use crate::config::{self, Config};
+use crate::policy::clock::Clock;
+use crate::policy::counters::{Seed, UsageCounters};
+use crate::policy::decide::Decider;
+use crate::policy::live::{LiveSettings, Reloader};
+use crate::proxy::route::Router;
+use crate::proxy::{Gateway, Resolver, Shared};
 use pingora_core::apps::HttpServerOptions;
 use pingora_core::server::configuration::{Opt, ServerConf};
 use pingora_core::server::Server;
 use pingora_core::services::background::background_service;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Today's usage counters, started from what the audit log says (a restart keeps daily limits).
+fn seeded_counters(config: &Config, clock: &Clock) -> UsageCounters {
+    let counters = UsageCounters::default();
+    let now = clock.now();
+    let (since, hour_ago) = UsageCounters::seed_window(now);
+    let tallies = audit::store::open_reader(&config.audit.database)
+        .and_then(|c| audit::store::usage_since(&c, since, hour_ago));
+    match tallies {
+        Ok(tallies) => {
+            let seeds = tallies.into_iter().filter_map(|t| {
+                Some(Seed {
+                    client: t.client_ip.parse().ok()?,
+                    requests_today: t.requests,
+                    tokens_today: t.tokens,
+                    requests_last_hour: t.last_hour,
+                })
+            });
+            let n = counters.seed(seeds, now);
+            log::debug!("usage counters seeded from the audit log clients={n}");
+        }
+        Err(e) => log::warn!("usage counters start at zero, audit log unreadable error={e}"),
+    }
+    counters
+}
 
 fn server_conf(config: &Config, args: &RunArgs) -> ServerConf {
     let s = &config.server;
@@ -64,26 +92,21 @@ pub fn build(
         .iter()
         .map(|d| (d.ip, d.name.clone()))
         .collect();
-    let clock = Clock::from_env();
-    let live = Arc::new(LiveSettings::new(&config));
+    let live = Arc::new(LiveSettings::new(config.live()));
     let (alerts, alert_service) = crate::alerts::channel(config.webhook.as_ref());
     if let Some(service) = alert_service {
         server.add_service(background_service("yori alerts", service));
     }
+    let path = config.source.clone();
     server.add_service(background_service(
         "yori reload",
         Reloader {
             live: live.clone(),
-            path: config.source.clone(),
+            load: Box::new(move || Ok(config::load(path.as_deref())?.live())),
         },
     ));
-    let counters = UsageCounters::default();
-    match audit::store::open_reader(&config.audit.database)
-        .and_then(|c| counters.seed(&c, clock.now()))
-    {
-        Ok(n) => log::debug!("usage counters seeded from the audit log clients={n}"),
-        Err(e) => log::warn!("usage counters start at zero, audit log unreadable error={e}"),
-    }
+    let clock = Clock::from_env();
+    let counters = seeded_counters(&config, &clock);
     log::info!(
         "policies loaded origin={} policies={} mode={}",
         config.policies.set.origin,
@@ -95,10 +118,14 @@ pub fn build(
         resolver: Resolver::default(),
         audit,
         devices,
-        counters,
-        clock,
-        live: live.clone(),
+        decider: Arc::new(Decider {
+            mode: config.mode,
+            live,
+            counters,
+            clock,
+        }),
         alerts,
+        admin: AdminState::new(&config),
         config,
     });
     server.add_service(background_service("yori audit writer", audit_service));
@@ -107,6 +134,7 @@ pub fn build(
         Gateway::new(shared.clone()),
         "yori proxy",
     );
+    let config = &shared.config;
     if let Some(app) = proxy.app_logic_mut() {
         let mut options = HttpServerOptions::default();
         options.h2c = true;
@@ -116,30 +144,29 @@ pub fn build(
     if let Some(certs) = certs {
         let settings = crate::tls::settings(certs)
             .map_err(|e| anyhow::anyhow!("cannot set up the TLS listener: {e}"))?;
-        proxy.add_tls_with_settings(&shared.config.tls.listen.to_string(), None, settings);
+        proxy.add_tls_with_settings(&config.tls.listen.to_string(), None, settings);
         log::info!(
             "tls listening addr={} names={} ca_dir={}",
-            shared.config.tls.listen,
-            shared
-                .config
+            config.tls.listen,
+            config
                 .endpoints
                 .iter()
                 .filter(|e| e.enabled)
                 .map(|e| e.domain.as_str())
                 .collect::<Vec<_>>()
                 .join(","),
-            shared.config.tls.ca_dir.display()
+            config.tls.ca_dir.display()
         );
     }
     server.add_service(proxy);
     crate::metrics::init(crate::proxy::VERSION);
     let mut prometheus = pingora_prometheus::prometheus_http_service();
-    prometheus.add_tcp(&shared.config.metrics_listen.to_string());
+    prometheus.add_tcp(&config.metrics_listen.to_string());
     server.add_service(prometheus);
     log::info!(
         "yori {} listening addr={listen} mode={}",
         crate::proxy::VERSION,
-        shared.config.mode.as_str()
+        config.mode.as_str()
     );
     Ok(server)
 }

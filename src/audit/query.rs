@@ -4,6 +4,43 @@
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, Row};
 use serde_json::{json, Map, Value};
+use std::path::PathBuf;
+
+/// Reads the audit database off the async threads, each on its own read-only connection (WAL:
+/// readers never hold up the writer).
+#[derive(Debug, Clone)]
+pub struct Reader {
+    database: PathBuf,
+}
+
+/// A read that could not be done.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("{0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("the read task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+impl Reader {
+    pub fn new(database: PathBuf) -> Reader {
+        Reader { database }
+    }
+
+    /// Runs `f` on a fresh read-only connection on the blocking pool.
+    pub async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, ReadError> {
+        let db = self.database.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            let conn = super::store::open_reader(&db)?;
+            f(&conn)
+        })
+        .await?;
+        Ok(out?)
+    }
+}
 
 pub const MAX_PAGE: u32 = 1000;
 pub const MAX_CSV_ROWS: u32 = 100_000;

@@ -1,10 +1,37 @@
 //! The SQLite side: open (creating the folder), apply `sql/schema.sql` at its schema version,
-//! insert batches in one transaction, purge by age and by size.
+//! insert batches in one transaction, purge by age and by size, and tally today's use per client
+//! for the policy counters.
 
 use super::AuditRow;
+use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OpenFlags};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// The database cannot be opened or set up.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot create folder {}: {source}", dir.display())]
+    Folder {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot open {}: {source}", path.display())]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("cannot set up {}: {source}", path.display())]
+    Setup {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("cannot apply schema to {}: {source}", path.display())]
+    Schema {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+}
 
 pub const SCHEMA_SQL: &str = include_str!("../../sql/schema.sql");
 /// Bumped whenever `sql/schema.sql` changes; older databases are migrated in `migrate`.
@@ -18,21 +45,32 @@ const INSERT: &str = "INSERT INTO audit_events (timestamp, event_type, client_ip
     ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30)";
 
 /// Opens the database for writing, creating its folder and the schema.
-pub fn open_writer(path: &Path) -> Result<Connection, String> {
+pub fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create folder {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Folder {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
     }
-    let conn =
-        Connection::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let conn = Connection::open(path).map_err(|source| StoreError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let setup = |source| StoreError::Setup {
+        path: path.to_path_buf(),
+        source,
+    };
     conn.busy_timeout(Duration::from_millis(2000))
-        .map_err(|e| e.to_string())?;
+        .map_err(setup)?;
     // auto_vacuum must be chosen before the first table exists
     conn.execute_batch(
         "PRAGMA auto_vacuum = INCREMENTAL; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;",
     )
-    .map_err(|e| format!("cannot set up {}: {e}", path.display()))?;
-    migrate(&conn).map_err(|e| format!("cannot apply schema to {}: {e}", path.display()))?;
+    .map_err(setup)?;
+    migrate(&conn).map_err(|source| StoreError::Schema {
+        path: path.to_path_buf(),
+        source,
+    })?;
     Ok(conn)
 }
 
@@ -67,11 +105,11 @@ pub fn insert_batch(conn: &mut Connection, rows: &[AuditRow]) -> rusqlite::Resul
         for r in rows {
             stmt.execute(params![
                 r.timestamp,
-                r.event_type,
+                r.event_type.as_str(),
                 r.client_ip,
                 r.client_device,
                 r.endpoint,
-                r.vendor,
+                r.vendor.map(|v| v.as_str()),
                 r.http_method,
                 r.http_path,
                 r.model,
@@ -90,10 +128,10 @@ pub fn insert_batch(conn: &mut Connection, rows: &[AuditRow]) -> rusqlite::Resul
                 r.request_bytes,
                 r.response_bytes,
                 r.policy_name,
-                r.policy_result,
+                r.policy_result.as_str(),
                 r.policy_reason,
-                r.mode,
-                r.error_kind,
+                r.mode.as_str(),
+                r.error_kind.map(|k| k.as_str()),
                 r.user_agent,
                 r.request_id,
             ])?;
@@ -129,6 +167,39 @@ pub fn purge(conn: &Connection, retention_days: u32, max_bytes: u64) -> rusqlite
     Ok(deleted)
 }
 
+/// One client's use in the window the policy counters start from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientTally {
+    pub client_ip: String,
+    pub requests: u64,
+    pub tokens: u64,
+    /// Requests since `hour_ago`.
+    pub last_hour: u64,
+}
+
+/// Requests and tokens per client since `since`, and requests since `hour_ago`.
+pub fn usage_since(
+    conn: &Connection,
+    since: DateTime<Utc>,
+    hour_ago: DateTime<Utc>,
+) -> rusqlite::Result<Vec<ClientTally>> {
+    let text = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let mut stmt = conn.prepare(
+        "SELECT client_ip, COUNT(*), COALESCE(SUM(COALESCE(prompt_tokens,0) + COALESCE(response_tokens,0)),0), SUM(timestamp >= ?2)
+         FROM audit_events WHERE timestamp >= ?1 AND client_ip IS NOT NULL GROUP BY client_ip",
+    )?;
+    let count = |n: i64| u64::try_from(n).unwrap_or(0);
+    let rows = stmt.query_map([text(since), text(hour_ago)], |r| {
+        Ok(ClientTally {
+            client_ip: r.get(0)?,
+            requests: count(r.get(1)?),
+            tokens: count(r.get(2)?),
+            last_hour: count(r.get(3)?),
+        })
+    })?;
+    rows.collect()
+}
+
 fn used_bytes(conn: &Connection) -> rusqlite::Result<u64> {
     let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
     let free: i64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
@@ -143,10 +214,7 @@ mod tests {
     fn row(i: usize, timestamp: &str) -> AuditRow {
         AuditRow {
             timestamp: timestamp.to_string(),
-            event_type: super::super::EVENT_REQUEST,
             prompt_preview: Some("x".repeat(500)),
-            policy_result: "allow",
-            mode: "observe",
             request_id: format!("t-{i}"),
             ..AuditRow::default()
         }
@@ -205,5 +273,48 @@ mod tests {
             .query_row("SELECT MIN(id) FROM audit_events", [], |r| r.get(0))
             .unwrap();
         assert!(first > 1, "the oldest rows went first");
+    }
+
+    #[test]
+    fn usage_since_tallies_each_client_in_the_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = open_writer(&dir.path().join("u.db")).unwrap();
+        let at = |h: u32, ip: &str, i: usize| AuditRow {
+            client_ip: Some(ip.into()),
+            prompt_tokens: Some(10),
+            response_tokens: Some(5),
+            ..row(i, &format!("2026-12-01T{h:02}:00:00.000Z"))
+        };
+        insert_batch(
+            &mut c,
+            &[
+                at(1, "10.0.0.1", 1),
+                at(9, "10.0.0.1", 2),
+                at(11, "10.0.0.1", 3),
+                at(11, "10.0.0.2", 4),
+            ],
+        )
+        .unwrap();
+        let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        let mut got =
+            usage_since(&c, t("2026-12-01T08:00:00Z"), t("2026-12-01T10:30:00Z")).unwrap();
+        got.sort_by(|a, b| a.client_ip.cmp(&b.client_ip));
+        assert_eq!(
+            got,
+            [
+                ClientTally {
+                    client_ip: "10.0.0.1".into(),
+                    requests: 2,
+                    tokens: 30,
+                    last_hour: 1
+                },
+                ClientTally {
+                    client_ip: "10.0.0.2".into(),
+                    requests: 1,
+                    tokens: 15,
+                    last_hour: 1
+                },
+            ]
+        );
     }
 }

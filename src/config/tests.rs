@@ -28,7 +28,7 @@ fn built_in_default_is_observe_on_8443_with_four_vendors() {
         .endpoints
         .iter()
         .all(|e| e.upstream.tls && e.upstream.port == 443));
-    assert_eq!(c.default_vendor, Some(0));
+    assert_eq!(c.default_endpoint.map(|id| id.index()), Some(0));
     assert_eq!(c.limits.max_body_bytes, 16 << 20);
     assert!(c
         .admin

@@ -5,7 +5,7 @@
 //! allowlisted devices and while `enforcement.disabled` is set (both recorded in the reason).
 
 use super::{Action, Verdict};
-use crate::config::Mode;
+use crate::kinds::Mode;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Gated {
@@ -17,6 +17,18 @@ pub struct Gated {
 }
 
 impl Gated {
+    /// The verdict of a policy task that failed: allowed, with the failure as its reason.
+    pub fn failed(why: String) -> Gated {
+        let mut verdict = Verdict::allow();
+        verdict.errors.push(why);
+        Gated {
+            verdict,
+            block: false,
+            alert: false,
+            exemption: None,
+        }
+    }
+
     /// The reason as recorded: the policy's, an exemption note, and evaluation failures.
     pub fn recorded_reason(&self) -> Option<String> {
         let mut parts: Vec<String> = self.verdict.reason.iter().cloned().collect();

@@ -6,9 +6,19 @@
 //! set 6 to 9 times faster than the interpreter (examples/policy_bench.rs). A policy the RVM
 //! compiler cannot take runs on the interpreter. The most severe action wins. An evaluation error
 //! allows the request (fail-open) and is reported in the verdict.
+//!
+//! Around the engine: `input` builds the document a policy sees, `counters` keeps the per-client
+//! usage it reads, `decide` runs the set on one request, `gate` turns the verdict into what the
+//! mode allows, and `live` swaps the set on SIGHUP.
 
+pub mod clock;
+pub mod counters;
+pub mod decide;
 pub mod gate;
 pub mod input;
+pub mod live;
+
+pub use crate::kinds::Action;
 
 use regorus::languages::rego::compiler::Compiler;
 use regorus::rvm::{Program, RegoVM};
@@ -44,29 +54,70 @@ pub const SHIPPED: &[(&str, &str)] = &[
     ),
 ];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Action {
-    Allow,
-    Alert,
-    Block,
+/// A problem loading the policy set, at start, in `yori check` or on SIGHUP.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("cannot read {}: {source}", dir.display())]
+    Directory {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: cannot read: {source}", file.display())]
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    /// regorus' message names the file and line.
+    #[error("{0}")]
+    Compile(String),
+    #[error("{file}: declares `package {found}` but must declare `package yori.{name}` (the file's name)")]
+    Package {
+        file: String,
+        found: String,
+        name: String,
+    },
+    #[error("{file}: {message}")]
+    Data { file: String, message: String },
+    #[error("no policy file {name}.rego in {origin}")]
+    NotFound { name: String, origin: String },
 }
 
-impl Action {
-    pub fn as_str(self) -> &'static str {
+/// Which setting a `PolicyError` is about: the config reports it at that key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicyField {
+    /// The folder policies are read from.
+    Directory,
+    /// The list of enabled policies.
+    Enabled,
+    /// The settings handed to the policies.
+    Data,
+    /// A policy file itself (the message names it).
+    Files,
+}
+
+impl PolicyError {
+    pub fn field(&self) -> PolicyField {
         match self {
-            Action::Allow => "allow",
-            Action::Alert => "alert",
-            Action::Block => "block",
+            PolicyError::Directory { .. } => PolicyField::Directory,
+            PolicyError::NotFound { .. } => PolicyField::Enabled,
+            PolicyError::Data { .. } => PolicyField::Data,
+            PolicyError::Read { .. } | PolicyError::Compile(_) | PolicyError::Package { .. } => {
+                PolicyField::Files
+            }
         }
     }
-    pub fn parse(s: &str) -> Option<Action> {
-        match s {
-            "allow" => Some(Action::Allow),
-            "alert" => Some(Action::Alert),
-            "block" => Some(Action::Block),
-            _ => None,
-        }
-    }
+}
+
+/// Why one policy could not give a decision for one request (the request is allowed).
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    /// regorus failed: a runtime error, or the instruction limit.
+    #[error("{0}")]
+    Engine(String),
+    #[error("decision has no string `action`")]
+    NoAction,
+    #[error("decision action `{0}` is not allow, alert or block")]
+    BadAction(String),
 }
 
 /// The combined decision for one request.
@@ -106,9 +157,8 @@ struct VmPool {
 }
 
 impl VmPool {
-    fn new(compiled: &CompiledPolicy, entry: &str, data: Value) -> Result<VmPool, String> {
-        let program =
-            Compiler::compile_from_policy(compiled, &[entry]).map_err(|e| e.to_string())?;
+    fn new(compiled: &CompiledPolicy, entry: &str, data: Value) -> Result<VmPool, EvalError> {
+        let program = Compiler::compile_from_policy(compiled, &[entry]).map_err(engine)?;
         let pool = VmPool {
             program,
             data,
@@ -120,11 +170,11 @@ impl VmPool {
         Ok(pool)
     }
 
-    fn fresh(&self) -> Result<RegoVM, String> {
+    fn fresh(&self) -> Result<RegoVM, EvalError> {
         let mut vm = RegoVM::new();
         vm.load_program(self.program.clone());
         vm.set_max_instructions(MAX_INSTRUCTIONS);
-        vm.set_data(self.data.clone()).map_err(|e| e.to_string())?;
+        vm.set_data(self.data.clone()).map_err(engine)?;
         Ok(vm)
     }
 
@@ -134,7 +184,7 @@ impl VmPool {
         }
     }
 
-    fn eval(&self, input: &Value) -> Result<Value, String> {
+    fn eval(&self, input: &Value) -> Result<Value, EvalError> {
         let reused = self.idle.lock().ok().and_then(|mut idle| idle.pop());
         let mut vm = match reused {
             Some(vm) => vm,
@@ -142,7 +192,7 @@ impl VmPool {
         };
         vm.set_input(input.clone());
         // a VM that failed is dropped, not reused
-        let out = vm.execute().map_err(|e| e.to_string())?;
+        let out = vm.execute().map_err(engine)?;
         self.put(vm);
         Ok(out)
     }
@@ -168,7 +218,7 @@ impl PolicySet {
         source: &Source,
         enabled: Option<&[String]>,
         data: &serde_json::Value,
-    ) -> Result<PolicySet, Vec<String>> {
+    ) -> Result<PolicySet, Vec<PolicyError>> {
         let files: Vec<(String, String)> = match source {
             Source::BuiltIn => SHIPPED
                 .iter()
@@ -205,12 +255,14 @@ impl PolicySet {
         }
         if let Some(enabled) = enabled {
             for n in enabled {
+                let file = format!("{n}.rego");
                 if !policies.iter().any(|p| &p.name == n)
-                    && !problems.iter().any(|p| p.contains(&format!("{n}.rego")))
+                    && !problems.iter().any(|p| p.to_string().contains(&file))
                 {
-                    problems.push(format!(
-                        "policies.enabled: no policy file {n}.rego in {origin}"
-                    ));
+                    problems.push(PolicyError::NotFound {
+                        name: n.clone(),
+                        origin: origin.clone(),
+                    });
                 }
             }
         }
@@ -253,12 +305,12 @@ impl PolicySet {
     }
 }
 
-fn read_dir(dir: &Path) -> Result<Vec<(String, String)>, Vec<String>> {
-    let entries = std::fs::read_dir(dir).map_err(|e| {
-        vec![format!(
-            "policies.directory: cannot read {}: {e}",
-            dir.display()
-        )]
+fn read_dir(dir: &Path) -> Result<Vec<(String, String)>, Vec<PolicyError>> {
+    let entries = std::fs::read_dir(dir).map_err(|source| {
+        vec![PolicyError::Directory {
+            dir: dir.to_path_buf(),
+            source,
+        }]
     })?;
     let mut files = Vec::new();
     let mut problems = Vec::new();
@@ -271,7 +323,7 @@ fn read_dir(dir: &Path) -> Result<Vec<(String, String)>, Vec<String>> {
                 .unwrap_or_default();
             match std::fs::read_to_string(&path) {
                 Ok(t) => files.push((name, t)),
-                Err(e) => problems.push(format!("{}: cannot read: {e}", path.display())),
+                Err(source) => problems.push(PolicyError::Read { file: path, source }),
             }
         }
     }
@@ -288,27 +340,34 @@ fn compile(
     text: &str,
     name: &str,
     data: &serde_json::Value,
-) -> Result<CompiledPolicy, String> {
+) -> Result<CompiledPolicy, PolicyError> {
     let mut engine = Engine::new();
     engine.set_rego_v0(false);
     let package = engine
         .add_policy(file.to_string(), text.to_string())
-        .map_err(|e| format!("{e}"))?;
+        .map_err(|e| PolicyError::Compile(e.to_string()))?;
     let expected = format!("data.yori.{name}");
     if package != expected {
-        return Err(format!("{file}: declares `package {}` but must declare `package yori.{name}` (the file's name)", package.trim_start_matches("data.")));
+        return Err(PolicyError::Package {
+            file: file.to_string(),
+            found: package.trim_start_matches("data.").to_string(),
+            name: name.to_string(),
+        });
     }
     engine
         .add_data(Value::from(serde_json::json!({ "settings": data })))
-        .map_err(|e| format!("{file}: policies.data: {e}"))?;
+        .map_err(|e| PolicyError::Data {
+            file: file.to_string(),
+            message: e.to_string(),
+        })?;
     let entry = format!("{expected}.decision");
     engine
         .compile_with_entrypoint(&entry.as_str().into())
-        .map_err(|e| format!("{file}: {e}"))
+        .map_err(|e| PolicyError::Compile(format!("{file}: {e}")))
 }
 
 impl Policy {
-    fn decide(&self, input: &Value) -> Result<(Action, String), String> {
+    fn decide(&self, input: &Value) -> Result<(Action, String), EvalError> {
         let out = match &self.vm {
             Some(pool) => pool.eval(input)?,
             None => self.interpret(input)?,
@@ -316,22 +375,22 @@ impl Policy {
         read_decision(out)
     }
 
-    fn interpret(&self, input: &Value) -> Result<Value, String> {
-        self.compiled
-            .eval_with_input(input.clone())
-            .map_err(|e| e.to_string())
+    fn interpret(&self, input: &Value) -> Result<Value, EvalError> {
+        self.compiled.eval_with_input(input.clone()).map_err(engine)
     }
 }
 
-fn read_decision(out: Value) -> Result<(Action, String), String> {
+fn engine(e: impl std::fmt::Display) -> EvalError {
+    EvalError::Engine(e.to_string())
+}
+
+fn read_decision(out: Value) -> Result<(Action, String), EvalError> {
     if out == Value::Undefined {
         return Ok((Action::Allow, String::new()));
     }
-    let action = out["action"]
-        .as_string()
-        .map_err(|_| "decision has no string `action`".to_string())?;
-    let action = Action::parse(action.as_ref())
-        .ok_or_else(|| format!("decision action `{action}` is not allow, alert or block"))?;
+    let action = out["action"].as_string().map_err(|_| EvalError::NoAction)?;
+    let action =
+        Action::parse(action.as_ref()).ok_or_else(|| EvalError::BadAction(action.to_string()))?;
     let reason = match &out["reason"] {
         Value::String(s) => s.to_string(),
         _ => String::new(),

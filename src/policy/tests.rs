@@ -181,6 +181,7 @@ fn compile_errors_name_file_and_line_and_bad_packages_are_refused() {
     )
     .err()
     .expect("errors");
+    let errs: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
     assert_eq!(errs.len(), 2, "{errs:?}");
     assert!(errs.iter().any(|e| e.contains("broken.rego:") && e.contains(":4:") || e.contains("broken.rego:5")), "{errs:?}");
     assert!(

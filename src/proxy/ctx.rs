@@ -1,12 +1,12 @@
 //! Per-request state, one typed struct for both the parent request and its subrequest.
 
+use super::error::ProxyError;
 use crate::audit::IN_FLIGHT;
-use crate::error::ProxyError;
-use crate::facts::RequestFacts;
+use crate::config::EndpointId;
+use crate::inspect::facts::RequestFacts;
+use crate::inspect::usage::UsageTap;
 use crate::policy::gate::Gated;
-use crate::policy::Verdict;
-use crate::usage::UsageTap;
-use crate::vendor::Vendor;
+use crate::providers::Vendor;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -16,8 +16,7 @@ use tokio::task::JoinHandle;
 /// A vendor request as it arrived, for its audit row.
 #[derive(Debug, Clone)]
 pub struct VendorRequest {
-    /// Index into `Config::endpoints`.
-    pub endpoint: usize,
+    pub endpoint: EndpointId,
     /// Vendor-side path (prefix stripped).
     pub path: String,
     pub method: String,
@@ -33,7 +32,7 @@ pub struct VendorRequest {
 pub struct Exchange {
     pub request: VendorRequest,
     pub vendor: Vendor,
-    pub facts: RequestFacts,
+    pub facts: Arc<RequestFacts>,
     /// Path sent upstream: the endpoint's `upstream` base path + the vendor path.
     pub upstream_path: String,
     /// Host header sent upstream.
@@ -71,14 +70,7 @@ impl PolicySlot {
         if let Some(task) = task {
             let g = task.await.unwrap_or_else(|e| {
                 log::error!("policy task failed, request recorded as allowed error={e}");
-                let mut verdict = Verdict::allow();
-                verdict.errors.push(format!("policy task failed: {e}"));
-                Gated {
-                    verdict,
-                    block: false,
-                    alert: false,
-                    exemption: None,
-                }
+                Gated::failed(format!("policy task failed: {e}"))
             });
             self.set(g);
         }
@@ -97,7 +89,7 @@ pub struct RequestCtx {
     /// Set once the request is known to be vendor traffic.
     pub request: Option<VendorRequest>,
     /// Facts of a request the parent answered itself (the subrequest reads the exchange's).
-    pub facts: Option<RequestFacts>,
+    pub facts: Option<Arc<RequestFacts>>,
     pub exchange: Option<Arc<Exchange>>,
     /// This ctx belongs to the subrequest that talks to the vendor.
     pub is_subrequest: bool,

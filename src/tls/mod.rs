@@ -18,7 +18,7 @@ use pingora_core::listeners::TlsAccept;
 use pingora_core::protocols::tls::TlsRef;
 use std::any::Any;
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 /// The server name a TLS connection was opened for, lowercased; the proxy reads it from the
@@ -42,6 +42,37 @@ pub struct Certs {
     leafs: RwLock<HashMap<String, Arc<Leaf>>>,
 }
 
+/// Why the TLS listener cannot start, worded for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("tls: no endpoint is enabled, so there is no name to serve")]
+    NoNames,
+    #[error("tls: cannot create the local CA: {0}")]
+    CreateCa(CaError),
+    #[error("tls: {0}")]
+    Ca(CaError),
+    #[error("tls: cannot issue a certificate for {name}: {source}")]
+    Issue { name: String, source: CaError },
+    #[error("tls.cert: {}: {message}", path.display())]
+    Cert { path: PathBuf, message: String },
+    #[error("tls.key: {}: {message}", path.display())]
+    Key { path: PathBuf, message: String },
+    #[error("tls.cert: {} has expired", .0.display())]
+    Expired(PathBuf),
+    #[error("tls.key: {} is not the key of the certificate {}", key.display(), cert.display())]
+    KeyMismatch { key: PathBuf, cert: PathBuf },
+    #[error(
+        "tls.cert: {} does not cover the enabled endpoint name(s) {} (its names: {}); \
+         disable those endpoints or use the local CA",
+        cert.display(), uncovered.join(", "), if sans.is_empty() { "none".to_string() } else { sans.join(", ") }
+    )]
+    Uncovered {
+        cert: PathBuf,
+        uncovered: Vec<String>,
+        sans: Vec<String>,
+    },
+}
+
 /// What `prepare` found or did, for the start-up log and `yori check`.
 pub enum Prepared {
     Ready(Arc<Certs>),
@@ -61,11 +92,11 @@ fn enabled_names(config: &Config) -> HashSet<String> {
 /// Loads (or, when `create`, makes) the TLS material for an enabled `tls` section, checking
 /// everything the listener will need. An error is the operator's message: the TLS listener must
 /// not start.
-pub fn prepare(config: &Config, create: bool) -> Result<Prepared, String> {
+pub fn prepare(config: &Config, create: bool) -> Result<Prepared, TlsError> {
     let tls = &config.tls;
     let names = enabled_names(config);
     if names.is_empty() {
-        return Err("tls: no endpoint is enabled, so there is no name to serve".into());
+        return Err(TlsError::NoNames);
     }
     let source = match (&tls.cert, &tls.key) {
         (Some(cert), Some(key)) => supplied(cert, key, &names)?,
@@ -73,8 +104,7 @@ pub fn prepare(config: &Config, create: bool) -> Result<Prepared, String> {
             Ok(ca) => Source::Local(ca),
             Err(CaError::Missing(_)) if !create => return Ok(Prepared::WillCreate),
             Err(CaError::Missing(dir)) => {
-                let ca = Ca::init(&dir, false)
-                    .map_err(|e| format!("tls: cannot create the local CA: {e}"))?;
+                let ca = Ca::init(&dir, false).map_err(TlsError::CreateCa)?;
                 log::info!(
                     "local CA created dir={} fingerprint={} (install {}/{} on each device: `yori ca export`)",
                     dir.display(),
@@ -84,7 +114,7 @@ pub fn prepare(config: &Config, create: bool) -> Result<Prepared, String> {
                 );
                 Source::Local(ca)
             }
-            Err(e) => return Err(format!("tls: {e}")),
+            Err(e) => return Err(TlsError::Ca(e)),
         },
     };
     let certs = Certs {
@@ -98,41 +128,46 @@ pub fn prepare(config: &Config, create: bool) -> Result<Prepared, String> {
         let mut names: Vec<_> = certs.names.iter().collect();
         names.sort();
         for name in names {
-            certs
-                .leaf(ca, name)
-                .map_err(|e| format!("tls: cannot issue a certificate for {name}: {e}"))?;
+            certs.leaf(ca, name).map_err(|source| TlsError::Issue {
+                name: name.clone(),
+                source,
+            })?;
         }
     }
     Ok(Prepared::Ready(Arc::new(certs)))
 }
 
 /// Reads a user-supplied chain and key and checks they match and cover every enabled name.
-fn supplied(cert: &Path, key: &Path, names: &HashSet<String>) -> Result<Source, String> {
-    let pem = std::fs::read(cert).map_err(|e| format!("tls.cert: {}: {e}", cert.display()))?;
-    let chain = X509::stack_from_pem(&pem)
-        .map_err(|e| format!("tls.cert: {}: not PEM certificates: {e}", cert.display()))?;
-    let Some(leaf) = chain.first() else {
-        return Err(format!(
-            "tls.cert: {}: no certificate in it",
-            cert.display()
-        ));
+fn supplied(cert: &Path, key: &Path, names: &HashSet<String>) -> Result<Source, TlsError> {
+    let cert_err = |message: String| TlsError::Cert {
+        path: cert.to_path_buf(),
+        message,
     };
-    let key_pem = std::fs::read(key).map_err(|e| format!("tls.key: {}: {e}", key.display()))?;
+    let pem = std::fs::read(cert).map_err(|e| cert_err(e.to_string()))?;
+    let chain =
+        X509::stack_from_pem(&pem).map_err(|e| cert_err(format!("not PEM certificates: {e}")))?;
+    let Some(leaf) = chain.first() else {
+        return Err(cert_err("no certificate in it".into()));
+    };
+    let key_err = |message: String| TlsError::Key {
+        path: key.to_path_buf(),
+        message,
+    };
+    let key_pem = std::fs::read(key).map_err(|e| key_err(e.to_string()))?;
     let pkey = PKey::private_key_from_pem(&key_pem)
-        .map_err(|e| format!("tls.key: {}: not a PEM private key: {e}", key.display()))?;
+        .map_err(|e| key_err(format!("not a PEM private key: {e}")))?;
     let matches = leaf
         .public_key()
         .map(|pk| pk.public_eq(&pkey))
         .unwrap_or(false);
     if !matches {
-        return Err(format!(
-            "tls.key: {} is not the key of the certificate {}",
-            key.display(),
-            cert.display()
-        ));
+        return Err(TlsError::KeyMismatch {
+            key: key.to_path_buf(),
+            cert: cert.to_path_buf(),
+        });
     }
     if ca::unix_time(leaf.not_after()) <= now_unix() {
-        return Err(format!("tls.cert: {} has expired", cert.display()));
+        return Err(TlsError::Expired(cert.to_path_buf()));
     }
     let sans: Vec<String> = leaf
         .subject_alt_names()
@@ -142,24 +177,18 @@ fn supplied(cert: &Path, key: &Path, names: &HashSet<String>) -> Result<Source, 
                 .collect()
         })
         .unwrap_or_default();
-    let mut uncovered: Vec<&str> = names
+    let mut uncovered: Vec<String> = names
         .iter()
         .filter(|n| !sans.iter().any(|san| name_matches(san, n)))
-        .map(String::as_str)
+        .cloned()
         .collect();
     uncovered.sort();
     if !uncovered.is_empty() {
-        return Err(format!(
-            "tls.cert: {} does not cover the enabled endpoint name(s) {} (its names: {}); \
-             disable those endpoints or use the local CA",
-            cert.display(),
-            uncovered.join(", "),
-            if sans.is_empty() {
-                "none".to_string()
-            } else {
-                sans.join(", ")
-            }
-        ));
+        return Err(TlsError::Uncovered {
+            cert: cert.to_path_buf(),
+            uncovered,
+            sans,
+        });
     }
     Ok(Source::Supplied { chain, key: pkey })
 }

@@ -1,6 +1,7 @@
 //! Failures YORI answers itself on the request path: each knows its HTTP status, its stable
 //! snake_case code (JSON bodies, the audit `error_kind` column, metric labels) and its log level.
 
+use crate::kinds::ErrorKind;
 use pingora_core::{Error, ErrorType};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,8 +16,6 @@ pub enum ProxyError {
     BodyTooLarge { limit: usize },
     /// The client sent something we could not read (broken framing, early close).
     BadRequest(String),
-    /// The admin API refused this client.
-    Forbidden,
     /// The vendor could not be reached (DNS, connect, TLS).
     UpstreamUnreachable(String),
     /// The vendor did not answer in time.
@@ -32,23 +31,26 @@ impl ProxyError {
             ProxyError::Misdirected | ProxyError::HostMismatch => 421,
             ProxyError::BodyTooLarge { .. } => 413,
             ProxyError::BadRequest(_) => 400,
-            ProxyError::Forbidden => 403,
             ProxyError::UpstreamUnreachable(_) | ProxyError::UpstreamBroken(_) => 502,
             ProxyError::UpstreamTimeout => 504,
         }
     }
 
-    pub fn code(&self) -> &'static str {
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            ProxyError::NotFound => "not_found",
-            ProxyError::Misdirected | ProxyError::HostMismatch => "misdirected_request",
-            ProxyError::BodyTooLarge { .. } => "request_too_large",
-            ProxyError::BadRequest(_) => "bad_request",
-            ProxyError::Forbidden => "forbidden",
-            ProxyError::UpstreamUnreachable(_) => "upstream_unreachable",
-            ProxyError::UpstreamTimeout => "upstream_timeout",
-            ProxyError::UpstreamBroken(_) => "upstream_broken",
+            ProxyError::NotFound => ErrorKind::NotFound,
+            ProxyError::Misdirected | ProxyError::HostMismatch => ErrorKind::Misdirected,
+            ProxyError::BodyTooLarge { .. } => ErrorKind::RequestTooLarge,
+            ProxyError::BadRequest(_) => ErrorKind::BadRequest,
+            ProxyError::UpstreamUnreachable(_) => ErrorKind::UpstreamUnreachable,
+            ProxyError::UpstreamTimeout => ErrorKind::UpstreamTimeout,
+            ProxyError::UpstreamBroken(_) => ErrorKind::UpstreamBroken,
         }
+    }
+
+    /// The stable code (`kind` as stored).
+    pub fn code(&self) -> &'static str {
+        self.kind().as_str()
     }
 
     /// What the user reads in their SDK's exception.
@@ -66,7 +68,6 @@ impl ProxyError {
                 format!("yori: request body is larger than the gateway's limit of {limit} bytes")
             }
             ProxyError::BadRequest(why) => format!("yori: could not read the request: {why}"),
-            ProxyError::Forbidden => "yori: this client may not use the admin API".into(),
             ProxyError::UpstreamUnreachable(_) => {
                 "yori: the vendor could not be reached from the gateway".into()
             }
@@ -77,10 +78,9 @@ impl ProxyError {
 
     pub fn log_level(&self) -> log::Level {
         match self {
-            ProxyError::NotFound
-            | ProxyError::Misdirected
-            | ProxyError::HostMismatch
-            | ProxyError::Forbidden => log::Level::Info,
+            ProxyError::NotFound | ProxyError::Misdirected | ProxyError::HostMismatch => {
+                log::Level::Info
+            }
             ProxyError::BodyTooLarge { .. } | ProxyError::BadRequest(_) => log::Level::Info,
             ProxyError::UpstreamUnreachable(_)
             | ProxyError::UpstreamTimeout

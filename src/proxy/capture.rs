@@ -2,7 +2,7 @@
 //! `limits.max_body_bytes`: policy decides on the body, and a blocked request must not reach
 //! the vendor at all.
 
-use crate::error::ProxyError;
+use super::error::ProxyError;
 use bytes::{Bytes, BytesMut};
 use http::header;
 use pingora_proxy::Session;

@@ -3,7 +3,7 @@
 //! Built once from the config; the request path only does lookups. The Host header never chooses
 //! an upstream address: it can only select one of the configured endpoints (no open proxy).
 
-use crate::config::Config;
+use crate::config::{Config, EndpointId};
 use std::collections::HashMap;
 
 pub const HEALTH_PATH: &str = "/health";
@@ -13,10 +13,9 @@ pub const ADMIN_PREFIX: &str = "/api";
 pub enum Route {
     Health,
     Admin,
-    /// Vendor traffic: the endpoint's index in `Config::endpoints` and the vendor-side path
-    /// (prefix stripped, query kept).
+    /// Vendor traffic: the endpoint and the vendor-side path (prefix stripped, query kept).
     Vendor {
-        endpoint: usize,
+        endpoint: EndpointId,
         path: String,
     },
     /// The Host names a vendor whose endpoint is disabled here: 421.
@@ -28,31 +27,27 @@ pub enum Route {
 }
 
 pub struct Router {
-    by_domain: HashMap<String, Option<usize>>,
-    by_prefix: HashMap<String, usize>,
-    default_endpoint: Option<usize>,
+    /// Every configured domain; `None` for a disabled endpoint's.
+    by_domain: HashMap<String, Option<EndpointId>>,
+    by_prefix: HashMap<String, EndpointId>,
+    default_endpoint: Option<EndpointId>,
 }
 
 impl Router {
     pub fn new(config: &Config) -> Router {
         let mut by_domain = HashMap::new();
         let mut by_prefix = HashMap::new();
-        for (i, e) in config.endpoints.iter().enumerate() {
-            by_domain.insert(e.domain.clone(), e.enabled.then_some(i));
+        for (id, e) in config.endpoint_ids() {
+            by_domain.insert(e.domain.clone(), e.enabled.then_some(id));
             if e.enabled {
-                by_prefix.insert(e.name.clone(), i);
+                by_prefix.insert(e.name.clone(), id);
             }
         }
         Router {
             by_domain,
             by_prefix,
-            default_endpoint: config.default_vendor,
+            default_endpoint: config.default_endpoint,
         }
-    }
-
-    /// Like `route`, for a host already known to be an enabled endpoint (TLS SNI) or none.
-    pub fn endpoint_for_host(&self, host: &str) -> Option<usize> {
-        self.by_domain.get(&normalize_host(host)).copied().flatten()
     }
 
     /// A request on the TLS listener: the connection's SNI (already checked by the handshake)
@@ -142,7 +137,7 @@ mod tests {
     fn vendor_of(c: &Config, r: &Route) -> Option<(String, String)> {
         match r {
             Route::Vendor { endpoint, path } => {
-                Some((c.endpoints[*endpoint].name.clone(), path.clone()))
+                Some((c.endpoint(*endpoint).name.clone(), path.clone()))
             }
             _ => None,
         }

@@ -13,6 +13,17 @@ use std::time::{Duration, Instant};
 const TTL: Duration = Duration::from_secs(60);
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// A vendor name that cannot be turned into an address.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ResolveError {
+    #[error("{0} has no address")]
+    NoAddress(String),
+    #[error("cannot resolve {host}: {message}")]
+    Lookup { host: String, message: String },
+    #[error("resolving {0} timed out")]
+    Timeout(String),
+}
+
 #[derive(Default)]
 pub struct Resolver {
     cache: Mutex<HashMap<(String, u16), (SocketAddr, Instant)>>,
@@ -21,7 +32,7 @@ pub struct Resolver {
 impl Resolver {
     /// The address for `host:port`: an IP literal directly, else a cached or fresh lookup. A
     /// failed refresh keeps using the last good address (the vendor rarely moves; DNS blips).
-    pub async fn resolve(&self, host: &str, port: u16) -> Result<SocketAddr, String> {
+    pub async fn resolve(&self, host: &str, port: u16) -> Result<SocketAddr, ResolveError> {
         if let Ok(ip) = host
             .trim_start_matches('[')
             .trim_end_matches(']')
@@ -39,9 +50,14 @@ impl Resolver {
         let fresh =
             tokio::time::timeout(LOOKUP_TIMEOUT, tokio::net::lookup_host((host, port))).await;
         let found = match fresh {
-            Ok(Ok(mut addrs)) => addrs.next().ok_or_else(|| format!("{host} has no address")),
-            Ok(Err(e)) => Err(format!("cannot resolve {host}: {e}")),
-            Err(_) => Err(format!("resolving {host} timed out")),
+            Ok(Ok(mut addrs)) => addrs
+                .next()
+                .ok_or_else(|| ResolveError::NoAddress(host.to_string())),
+            Ok(Err(e)) => Err(ResolveError::Lookup {
+                host: host.to_string(),
+                message: e.to_string(),
+            }),
+            Err(_) => Err(ResolveError::Timeout(host.to_string())),
         };
         match (found, cached) {
             (Ok(addr), _) => {
@@ -51,7 +67,7 @@ impl Resolver {
                 Ok(addr)
             }
             (Err(e), Some((addr, _))) => {
-                log::warn!("dns refresh failed, using last address host={host} error={e:?}");
+                log::warn!("dns refresh failed, using last address host={host} error={e}");
                 Ok(addr)
             }
             (Err(e), None) => Err(e),

@@ -1,10 +1,14 @@
-//! Small typed readers over a YAML tree that collect every problem as `dotted.path: message`.
+//! A strict reader over a YAML tree that collects every problem as `dotted.path: message`.
 //!
 //! serde's `deny_unknown_fields` stops at the first problem; a parent editing the router's config
-//! wants all of them at once, each with its path and, for a misspelled key, a suggestion.
+//! wants all of them at once, each with its path and, for a misspelled key, a suggestion. A
+//! section's known keys are the ones its reader asks for, so each key is named once, where it is
+//! read; whatever else the mapping holds is reported as unknown.
 
 use serde_yaml::{Mapping, Value};
+use std::cell::RefCell;
 use std::fmt;
+use std::path::PathBuf;
 
 /// One problem found in the configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,30 +49,26 @@ pub fn join(parent: &str, key: &str) -> String {
     }
 }
 
-/// A mapping being read: checks its keys against the known ones up front.
+/// A mapping being read. It remembers the keys asked for, to report the others.
 pub struct Section<'a> {
     pub path: String,
     map: Option<&'a Mapping>,
+    known: RefCell<Vec<&'static str>>,
 }
 
 impl<'a> Section<'a> {
-    /// Reads `value` as a mapping with the given known keys. `Null` (an empty section) is fine.
-    pub fn new(value: Option<&'a Value>, path: &str, known: &[&str], p: &mut Problems) -> Self {
+    /// Reads `value` (a mapping; `Null` is an empty section) with `read`, then reports the keys
+    /// `read` did not ask for, ahead of the section's other problems.
+    pub fn read<T>(
+        value: Option<&'a Value>,
+        path: &str,
+        p: &mut Problems,
+        read: impl FnOnce(&Section<'a>, &mut Problems) -> T,
+    ) -> T {
+        let at = p.0.len();
         let map = match value {
             None | Some(Value::Null) => None,
-            Some(Value::Mapping(m)) => {
-                for key in m.keys() {
-                    match key.as_str() {
-                        Some(k) if known.contains(&k) => {}
-                        Some(k) => p.push(&join(path, k), unknown_key_message(k, known)),
-                        None => p.push(
-                            path,
-                            format!("keys must be strings, found {}", describe(key)),
-                        ),
-                    }
-                }
-                Some(m)
-            }
+            Some(Value::Mapping(m)) => Some(m),
             Some(other) => {
                 p.push(
                     path,
@@ -77,13 +77,43 @@ impl<'a> Section<'a> {
                 None
             }
         };
-        Section {
+        let section = Section {
             path: path.to_string(),
             map,
-        }
+            known: RefCell::new(Vec::new()),
+        };
+        let out = read(&section, p);
+        let unknown = section.unknown_keys();
+        p.0.splice(at..at, unknown);
+        out
     }
 
-    pub fn get(&self, key: &str) -> Option<&'a Value> {
+    fn unknown_keys(&self) -> Vec<Problem> {
+        let Some(map) = self.map else {
+            return Vec::new();
+        };
+        let known = self.known.borrow();
+        map.keys()
+            .filter_map(|key| match key.as_str() {
+                Some(k) if known.contains(&k) => None,
+                Some(k) => Some(Problem {
+                    path: join(&self.path, k),
+                    message: unknown_key_message(k, &known),
+                }),
+                None => Some(Problem {
+                    path: self.path.clone(),
+                    message: format!("keys must be strings, found {}", describe(key)),
+                }),
+            })
+            .collect()
+    }
+
+    /// The value at `key` (absent or `null`: `None`); `key` becomes a known key.
+    pub fn get(&self, key: &'static str) -> Option<&'a Value> {
+        let mut known = self.known.borrow_mut();
+        if !known.contains(&key) {
+            known.push(key);
+        }
         self.map.and_then(|m| m.get(key)).filter(|v| !v.is_null())
     }
 
@@ -91,7 +121,17 @@ impl<'a> Section<'a> {
         join(&self.path, key)
     }
 
-    pub fn string(&self, key: &str, p: &mut Problems) -> Option<String> {
+    /// A nested section at `key`.
+    pub fn section<T>(
+        &self,
+        key: &'static str,
+        p: &mut Problems,
+        read: impl FnOnce(&Section<'a>, &mut Problems) -> T,
+    ) -> T {
+        Section::read(self.get(key), &self.child(key), p, read)
+    }
+
+    pub fn string(&self, key: &'static str, p: &mut Problems) -> Option<String> {
         match self.get(key)? {
             Value::String(s) => Some(s.clone()),
             other => {
@@ -104,7 +144,12 @@ impl<'a> Section<'a> {
         }
     }
 
-    pub fn boolean(&self, key: &str, p: &mut Problems) -> Option<bool> {
+    /// A file or folder path.
+    pub fn path(&self, key: &'static str, p: &mut Problems) -> Option<PathBuf> {
+        self.string(key, p).map(PathBuf::from)
+    }
+
+    pub fn boolean(&self, key: &'static str, p: &mut Problems) -> Option<bool> {
         match self.get(key)? {
             Value::Bool(b) => Some(*b),
             other => {
@@ -118,7 +163,7 @@ impl<'a> Section<'a> {
     }
 
     /// An unsigned integer within `[min, max]`.
-    pub fn uint(&self, key: &str, min: u64, max: u64, p: &mut Problems) -> Option<u64> {
+    pub fn uint(&self, key: &'static str, min: u64, max: u64, p: &mut Problems) -> Option<u64> {
         let v = self.get(key)?;
         match v.as_u64() {
             Some(n) if (min..=max).contains(&n) => Some(n),
@@ -142,7 +187,7 @@ impl<'a> Section<'a> {
     /// A list whose items are handed to `item` with their dotted path (`devices[2]`).
     pub fn list<T>(
         &self,
-        key: &str,
+        key: &'static str,
         p: &mut Problems,
         mut item: impl FnMut(&'a Value, &str, &mut Problems) -> Option<T>,
     ) -> Option<Vec<T>> {
@@ -164,10 +209,49 @@ impl<'a> Section<'a> {
         }
     }
 
+    /// A list of strings, each parsed by `parse` (its error is reported at the item's path).
+    pub fn strings<T>(
+        &self,
+        key: &'static str,
+        p: &mut Problems,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Option<Vec<T>> {
+        self.list(key, p, |v, path, p| string_item(v, path, p, &parse))
+    }
+
+    /// Like `parsed`, with the key's dotted path, for checks across sections.
+    pub fn located<T>(
+        &self,
+        key: &'static str,
+        p: &mut Problems,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> (Option<T>, String) {
+        (self.parsed(key, p, parse), self.child(key))
+    }
+
+    /// Whether the section is there at all (a mapping, possibly empty).
+    pub fn is_present(&self) -> bool {
+        self.map.is_some()
+    }
+
+    /// Like `parsed`, and a missing key is a problem too.
+    pub fn required<T>(
+        &self,
+        key: &'static str,
+        p: &mut Problems,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        if self.get(key).is_none() {
+            p.push(&self.child(key), "missing");
+            return None;
+        }
+        self.parsed(key, p, parse)
+    }
+
     /// A string parsed by `parse`, whose error text is reported at the key's path.
     pub fn parsed<T>(
         &self,
-        key: &str,
+        key: &'static str,
         p: &mut Problems,
         parse: impl FnOnce(&str) -> Result<T, String>,
     ) -> Option<T> {
@@ -262,5 +346,25 @@ mod tests {
         assert_eq!(suggest("retention_dayz", &known), Some("retention_days"));
         assert_eq!(suggest("databse", &known), Some("database"));
         assert_eq!(suggest("colour", &known), None);
+    }
+
+    #[test]
+    fn unknown_keys_are_the_ones_not_read_and_come_first() {
+        let v: Value = serde_yaml::from_str("a: 1\nb: x\ncolour: 2\n").unwrap();
+        let mut p = Problems::default();
+        let a = Section::read(Some(&v), "top", &mut p, |s, p| {
+            let a = s.uint("a", 0, 10, p);
+            let _ = s.uint("b", 0, 10, p);
+            a
+        });
+        assert_eq!(a, Some(1));
+        let msgs: Vec<String> = p.0.iter().map(|x| x.to_string()).collect();
+        assert_eq!(
+            msgs,
+            [
+                "top.colour: unknown key (known keys: a, b)",
+                "top.b: expected a whole number, found the string `x`"
+            ]
+        );
     }
 }

@@ -1,0 +1,169 @@
+//! The per-client usage a policy reads (`input.usage`): requests today and in the last hour,
+//! tokens today. Counted as exchanges finish, by local day, and seeded at start from what the
+//! audit log says about today, so a restart does not reset a daily limit.
+
+use chrono::{DateTime, Local, Utc};
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::Mutex;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClientUsage {
+    pub requests_today: u64,
+    pub requests_last_hour: u64,
+    pub tokens_today: u64,
+}
+
+/// What the audit log says one client did today, to start from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seed {
+    pub client: IpAddr,
+    pub requests_today: u64,
+    pub tokens_today: u64,
+    pub requests_last_hour: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counter {
+    day: Option<chrono::NaiveDate>,
+    requests_today: u64,
+    tokens_today: u64,
+    /// Request times (unix seconds) in the last hour.
+    recent: VecDeque<i64>,
+}
+
+/// Requests and tokens per client IP, by local day.
+#[derive(Default)]
+pub struct UsageCounters {
+    by_client: Mutex<HashMap<IpAddr, Counter>>,
+}
+
+impl UsageCounters {
+    /// What this client did before the current request.
+    pub fn get(&self, ip: IpAddr, now: DateTime<Local>) -> ClientUsage {
+        let Ok(mut map) = self.by_client.lock() else {
+            return ClientUsage::default();
+        };
+        let Some(c) = map.get_mut(&ip) else {
+            return ClientUsage::default();
+        };
+        roll(c, now);
+        ClientUsage {
+            requests_today: c.requests_today,
+            requests_last_hour: c.recent.len() as u64,
+            tokens_today: c.tokens_today,
+        }
+    }
+
+    /// Counts one finished exchange.
+    pub fn record(&self, ip: IpAddr, now: DateTime<Local>, tokens: u64) {
+        if let Ok(mut map) = self.by_client.lock() {
+            let c = map.entry(ip).or_default();
+            roll(c, now);
+            c.requests_today += 1;
+            c.tokens_today = c.tokens_today.saturating_add(tokens);
+            c.recent.push_back(now.timestamp());
+        }
+    }
+
+    /// The window to seed from: (local midnight, an hour ago), in UTC like the audit log.
+    pub fn seed_window(now: DateTime<Local>) -> (DateTime<Utc>, DateTime<Utc>) {
+        let midnight = now
+            .date_naive()
+            .and_hms_opt(0, 0, 0)
+            .and_then(|m| m.and_local_timezone(Local).earliest())
+            .unwrap_or(now);
+        (
+            midnight.with_timezone(&Utc),
+            (now - chrono::Duration::hours(1)).with_timezone(&Utc),
+        )
+    }
+
+    /// Starts today's counters from the audit log's tallies. Returns how many clients.
+    pub fn seed(&self, seeds: impl IntoIterator<Item = Seed>, now: DateTime<Local>) -> usize {
+        let Ok(mut map) = self.by_client.lock() else {
+            return 0;
+        };
+        let mut n = 0;
+        for s in seeds {
+            let c = map.entry(s.client).or_default();
+            c.day = Some(now.date_naive());
+            c.requests_today = s.requests_today;
+            c.tokens_today = s.tokens_today;
+            // the last hour's requests are spread over it; enough for a rate rule after a restart
+            c.recent = (0..s.requests_last_hour)
+                .map(|_| now.timestamp() - 1)
+                .collect();
+            n += 1;
+        }
+        n
+    }
+}
+
+fn roll(c: &mut Counter, now: DateTime<Local>) {
+    let today = now.date_naive();
+    if c.day != Some(today) {
+        c.day = Some(today);
+        c.requests_today = 0;
+        c.tokens_today = 0;
+    }
+    let cutoff = now.timestamp() - 3600;
+    while c.recent.front().is_some_and(|t| *t <= cutoff) {
+        c.recent.pop_front();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Local> {
+        DateTime::parse_from_rfc3339(s)
+            .unwrap()
+            .with_timezone(&Local)
+    }
+
+    #[test]
+    fn counts_roll_over_by_day_and_hour() {
+        let c = UsageCounters::default();
+        let ip: IpAddr = "192.168.1.5".parse().unwrap();
+        c.record(ip, at("2026-12-01T10:00:00Z"), 100);
+        c.record(ip, at("2026-12-01T10:30:00Z"), 50);
+        let u = c.get(ip, at("2026-12-01T11:15:00Z"));
+        assert_eq!(
+            u,
+            ClientUsage {
+                requests_today: 2,
+                requests_last_hour: 1,
+                tokens_today: 150
+            }
+        );
+        let next_day = c.get(ip, at("2026-12-03T09:00:00Z"));
+        assert_eq!(next_day, ClientUsage::default());
+    }
+
+    #[test]
+    fn seeding_sets_todays_counts() {
+        let c = UsageCounters::default();
+        let now = at("2026-12-01T12:00:00Z");
+        let client: IpAddr = "10.0.0.2".parse().unwrap();
+        let n = c.seed(
+            [Seed {
+                client,
+                requests_today: 3,
+                tokens_today: 90,
+                requests_last_hour: 2,
+            }],
+            now,
+        );
+        assert_eq!(n, 1);
+        assert_eq!(
+            c.get(client, now),
+            ClientUsage {
+                requests_today: 3,
+                requests_last_hour: 2,
+                tokens_today: 90
+            }
+        );
+    }
+}

@@ -1,0 +1,337 @@
+//! The vendor leg of a request. The parent reads the whole body, has the policies decide, and
+//! then replays the request as a Pingora subrequest with the body preset; the subrequest
+//! connects to the vendor and streams the answer back through the parent. Nothing reaches the
+//! vendor before the parent has the whole body and has decided.
+
+use super::ctx::{Exchange, PolicySlot, RequestCtx, VendorRequest};
+use super::error::ProxyError;
+use super::{capture, report, respond, Shared};
+use crate::config::EndpointId;
+use crate::inspect::facts::RequestFacts;
+use crate::kinds::Mode;
+use crate::policy::decide;
+use crate::policy::gate::Gated;
+use crate::providers::Vendor;
+use bytes::Bytes;
+use http::{header, Version};
+use pingora_core::{Error, ErrorType, Result};
+use pingora_http::RequestHeader;
+use pingora_proxy::subrequest::pipe::{
+    pipe_subrequest, InputBody, InputBodyType, PipeSubrequestState,
+};
+use pingora_proxy::subrequest::{BodyMode, Ctx as SubrequestCtx};
+use pingora_proxy::Session;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Runs the policies on a request and raises the alert the verdict calls for.
+fn decide(
+    shared: &Shared,
+    client_ip: Option<IpAddr>,
+    request: &VendorRequest,
+    facts: &RequestFacts,
+) -> Gated {
+    let ep = shared.config.endpoint(request.endpoint);
+    let device = client_ip
+        .and_then(|ip| shared.devices.get(&ip))
+        .map(String::as_str);
+    let g = shared.decider.decide(&decide::Request {
+        vendor: ep.vendor.as_str(),
+        endpoint: &ep.domain,
+        method: &request.method,
+        path: &request.path,
+        facts,
+        client_ip,
+        device,
+    });
+    if g.alert {
+        shared.alerts.raise(serde_json::json!({
+            "type": "yori.alert",
+            "time": shared.decider.clock.now().to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+            "action": g.verdict.action.as_str(),
+            "policy": g.verdict.policy,
+            "reason": g.recorded_reason(),
+            "mode": shared.config.mode.as_str(),
+            "client_ip": client_ip.map(|ip| ip.to_string()),
+            "device": device,
+            "vendor": ep.vendor.as_str(),
+            "model": facts.model,
+            "request_id": request.request_id,
+        }));
+    }
+    g
+}
+
+/// An error answer in the vendor's shape (OpenAI's when the vendor is not known yet).
+pub async fn answer_error(
+    shared: &Shared,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    vendor: Option<Vendor>,
+    e: ProxyError,
+) {
+    let body = vendor
+        .unwrap_or(Vendor::OpenAi)
+        .error_body(e.status(), e.code(), &e.message());
+    log::log!(
+        e.log_level(),
+        "request refused status={} code={} vendor={} client={} detail={:?}",
+        e.status(),
+        e.code(),
+        vendor.map_or("-", Vendor::as_str),
+        ctx.client_ip
+            .map_or_else(|| "-".into(), |ip| ip.to_string()),
+        e
+    );
+    if matches!(
+        e,
+        ProxyError::BodyTooLarge { .. } | ProxyError::BadRequest(_)
+    ) {
+        // the rest of the body is unread: this connection cannot carry another request
+        session.set_keepalive(None);
+    } else {
+        // a refusal before the body was read: take it first, or an HTTP/2 client still
+        // uploading may see its stream reset before it reads the answer
+        capture::discard_body(session, shared.config.limits.max_body_bytes).await;
+    }
+    ctx.status = Some(e.status());
+    ctx.error = Some(e.clone());
+    respond::json(session, e.status(), body).await;
+}
+
+/// 403 in the vendor's own error shape (a small page for browsers); the vendor gets nothing.
+async fn answer_block(session: &mut Session, ctx: &mut RequestCtx, vendor: Vendor, gated: Gated) {
+    let policy = gated
+        .verdict
+        .policy
+        .clone()
+        .unwrap_or_else(|| "default".into());
+    let reason = gated
+        .verdict
+        .reason
+        .clone()
+        .unwrap_or_else(|| "not allowed right now".into());
+    let message = format!("yori: blocked by household policy `{policy}`: {reason}");
+    ctx.status = Some(403);
+    ctx.policy = Some(gated);
+    let wants_html = session
+        .req_header()
+        .headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    if wants_html {
+        respond::send(
+            session,
+            403,
+            "text/html; charset=utf-8",
+            Bytes::from(respond::block_page(&policy, &reason)),
+        )
+        .await;
+    } else {
+        respond::json(
+            session,
+            403,
+            vendor.error_body(403, "policy_blocked", &message),
+        )
+        .await;
+    }
+}
+
+/// Parent side of a vendor request: read, decide, then replay to the vendor.
+pub async fn forward(
+    shared: &Arc<Shared>,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    host: Option<&str>,
+    endpoint: EndpointId,
+    path: String,
+) {
+    let ep = shared.config.endpoint(endpoint);
+    ctx.vendor = Some(ep.vendor);
+    let req = session.req_header();
+    ctx.request = Some(VendorRequest {
+        endpoint,
+        method: req.method.as_str().to_string(),
+        user_agent: req
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        path,
+        started: ctx.started,
+        started_at: chrono::Utc::now(),
+        request_bytes: 0,
+        request_id: report::request_id(),
+    });
+    let body = match capture::read_body(session, shared.config.limits.max_body_bytes).await {
+        Ok(b) => b,
+        Err(e) => return answer_error(shared, session, ctx, Some(ep.vendor), e).await,
+    };
+    let Some(request) = ctx.request.as_mut().map(|r| {
+        r.request_bytes = body.len();
+        r.clone()
+    }) else {
+        return;
+    };
+    let facts = Arc::new(ep.vendor.request_facts(&request.path, &body));
+    // Only enforce mode can stop a request. In observe and advisory modes the verdict is
+    // worked out in a task of its own while the vendor answers, so the policies add nothing
+    // before the request goes out; the audit row waits for it (`PolicySlot::settle`).
+    let mut gated = (shared.config.mode == Mode::Enforce)
+        .then(|| decide(shared, ctx.client_ip, &request, &facts));
+    if let Some(g) = gated.take_if(|g| g.block) {
+        ctx.facts = Some(facts);
+        ctx.blocked = true;
+        return answer_block(session, ctx, ep.vendor, g).await;
+    }
+    let addr = shared
+        .resolver
+        .resolve(&ep.upstream.host, ep.upstream.port)
+        .await;
+    let refusal = match &addr {
+        Err(why) => Some(ProxyError::UpstreamUnreachable(why.to_string())),
+        Ok(_) => h1_compatible(session, host)
+            .err()
+            .map(|e| ProxyError::BadRequest(e.to_string())),
+    };
+    if let Some(e) = refusal {
+        ctx.policy = Some(gated.unwrap_or_else(|| decide(shared, ctx.client_ip, &request, &facts)));
+        ctx.facts = Some(facts);
+        return answer_error(shared, session, ctx, Some(ep.vendor), e).await;
+    }
+    let Ok(addr) = addr else {
+        return;
+    };
+    let exchange = Arc::new(Exchange {
+        upstream_path: format!("{}{}", ep.upstream.base_path, request.path),
+        domain: ep.domain.clone(),
+        vendor: ep.vendor,
+        request,
+        facts,
+        addr,
+        client_gone: AtomicBool::new(false),
+        policy: PolicySlot::default(),
+    });
+    match gated {
+        Some(g) => exchange.policy.set(g),
+        None => {
+            let (x, shared, client_ip) = (exchange.clone(), shared.clone(), ctx.client_ip);
+            exchange.policy.defer(tokio::spawn(async move {
+                decide(&shared, client_ip, &x.request, &x.facts)
+            }));
+        }
+    }
+    ctx.forwarded = true;
+    ctx.exchange = Some(exchange.clone());
+    match replay(session, exchange, body).await {
+        Ok(()) => {}
+        Err((e, header_sent))
+            if !header_sent && e.esource() != &pingora_core::ErrorSource::Downstream =>
+        {
+            let e = ProxyError::from_upstream(&e);
+            let body = ep.vendor.error_body(e.status(), e.code(), &e.message());
+            respond::json(session, e.status(), body).await;
+        }
+        Err((e, _)) => log::debug!("exchange ended early vendor={} error={e}", ep.vendor),
+    }
+}
+
+/// The request the vendor sees: its own Host, the vendor path, HTTP/1.1 framing with an exact
+/// Content-Length (the body is known whole), everything else as the device sent it.
+pub fn rewrite_for_vendor(req: &mut RequestHeader, x: &Exchange) -> Result<()> {
+    let had_body = req.headers.contains_key(header::CONTENT_LENGTH)
+        || req.headers.contains_key(header::TRANSFER_ENCODING)
+        || x.request.request_bytes > 0;
+    let uri = x
+        .upstream_path
+        .parse::<http::Uri>()
+        .map_err(|e| Error::because(ErrorType::InvalidHTTPHeader, "vendor path", e))?;
+    req.set_uri(uri);
+    req.insert_header(header::HOST, x.domain.as_str())?;
+    req.remove_header(&header::TRANSFER_ENCODING);
+    req.remove_header(&header::EXPECT);
+    if had_body {
+        req.insert_header(header::CONTENT_LENGTH, x.request.request_bytes.to_string())?;
+    }
+    Ok(())
+}
+
+/// An HTTP/2 request is replayed through an HTTP/1 rendering of its header, which needs a
+/// version and a Host (HTTP/2 carries the authority instead).
+fn h1_compatible(session: &mut Session, host: Option<&str>) -> Result<()> {
+    let req = session.req_header_mut();
+    if req.version != Version::HTTP_11 {
+        req.set_version(Version::HTTP_11);
+    }
+    if !req.headers.contains_key(header::HOST) {
+        if let Some(h) = host {
+            req.insert_header(header::HOST, h)?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs the real proxy pipeline as a subrequest with the body preset, piping its response to the
+/// device as it arrives. On failure, says whether the device already got a response header.
+async fn replay(
+    session: &mut Session,
+    exchange: Arc<Exchange>,
+    body: Bytes,
+) -> std::result::Result<(), (Box<Error>, bool)> {
+    let Some(spawner) = session.subrequest_spawner.as_ref() else {
+        return Err((
+            Error::explain(ErrorType::InternalError, "subrequests are not enabled"),
+            false,
+        ));
+    };
+    let sub_ctx = SubrequestCtx::builder()
+        .body_mode(BodyMode::ExpectBody)
+        .user_ctx(Box::new(exchange.clone()))
+        .build();
+    let (sub, handle) = spawner.create_subrequest(session.as_downstream(), sub_ctx);
+    let input = if body.is_empty() {
+        InputBody::NoBody
+    } else {
+        InputBody::Bytes(vec![body])
+    };
+    match pipe_subrequest(
+        session,
+        sub,
+        handle,
+        |task| Ok(Some(task)),
+        InputBodyType::Preset(input),
+    )
+    .await
+    {
+        Ok(state) => {
+            finish_subrequest(state).await;
+            Ok(())
+        }
+        Err(e) => {
+            if !e.from_subreq {
+                // the device is gone; flag it before the pipe (held by `e`) is dropped
+                exchange.client_gone.store(true, Ordering::Release);
+            }
+            Err((e.error, e.state.header_received))
+        }
+    }
+}
+
+/// Lets the subrequest task finish its logging (the audit row) before the parent moves on.
+async fn finish_subrequest(mut state: PipeSubrequestState) {
+    let (Some(mut join), Some(mut rx)) = (state.join_handle.take(), state.pipe_rx.take()) else {
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = &mut join => return,
+            task = rx.recv() => if task.is_none() {
+                let _ = tokio::time::timeout(Duration::from_secs(5), join).await;
+                return;
+            },
+        }
+    }
+}
