@@ -7,9 +7,11 @@
 //!        -d '{"model":"claude-sonnet-4","stream":true,"max_tokens":64,"messages":[{"role":"user","content":"hi"}]}'
 //!
 //! Per-request headers steer it: x-mock-delay-ms, x-mock-events, x-mock-fail (500, 429, close,
-//! hang), x-mock-gzip. See tests/mock/mod.rs.
+//! hang), x-mock-gzip. See tests/it/mock.rs.
 
-#[path = "../tests/mock/mod.rs"]
+// the demo serves the mock; the tests alone read what it recorded
+#[allow(dead_code)]
+#[path = "../tests/it/mock.rs"]
 mod mock;
 
 fn arg(args: &[String], name: &str) -> Option<String> {

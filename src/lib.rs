@@ -17,17 +17,19 @@
 //! Arrows point one way: `proxy` uses everything below it; `admin` and `audit` know nothing of
 //! the proxy; `metrics` and `audit` read the report, never the proxy's context.
 
-pub mod admin;
-pub mod alerts;
+// Public for the binary (`main.rs`), the benchmarks in `examples/` and the integration tests;
+// the rest is the crate's own.
+pub(crate) mod admin;
+pub(crate) mod alerts;
 pub mod audit;
 pub mod cli;
 pub mod config;
-pub mod inspect;
+pub(crate) mod inspect;
 pub mod kinds;
-pub mod metrics;
+pub(crate) mod metrics;
 pub mod policy;
 pub mod providers;
-pub mod proxy;
-pub mod report;
+pub(crate) mod proxy;
+pub(crate) mod report;
 pub mod server;
 pub mod tls;

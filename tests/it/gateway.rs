@@ -1,9 +1,8 @@
 //! Gateway core through the real binary: routing, byte-identical forwarding, streaming, errors.
 
-mod common;
-mod mock;
 
-use common::*;
+use crate::common::*;
+use crate::mock;
 use std::time::Duration;
 
 const KEY: &str = "sk-test-DO-NOT-STORE-5f2b9c";
@@ -46,6 +45,7 @@ async fn every_vendor_json_is_forwarded_unchanged_with_prefix_stripped() {
             v.name
         );
         let r = &seen[i];
+        assert_eq!(r.method, "POST", "{}: method unchanged", v.name);
         assert_eq!(
             r.path, v.path,
             "{}: prefix stripped, path otherwise unchanged",

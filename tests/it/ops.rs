@@ -1,10 +1,8 @@
 //! Running it for real: graceful stop under load and Pingora's zero-downtime upgrade, through
 //! the real binary. Both check the audit log: every answered request has its row.
 
-mod common;
-mod mock;
 
-use common::*;
+use crate::common::*;
 use rusqlite::Connection;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

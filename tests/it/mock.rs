@@ -10,7 +10,6 @@
 //! - `x-mock-gzip: 1`: gzip the response body (Content-Encoding: gzip)
 //!
 //! Usage numbers are deterministic: `PROMPT_TOKENS` in, `COMPLETION_TOKENS_PER_EVENT` per delta.
-#![allow(dead_code)]
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Channel, Full};

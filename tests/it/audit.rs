@@ -1,9 +1,8 @@
 //! The audit log through the real binary: rows, previews, tokens, secrets never stored, admin API.
 
-mod common;
-mod mock;
 
-use common::*;
+use crate::common::*;
+use crate::mock;
 use rusqlite::Connection;
 use std::time::{Duration, Instant};
 

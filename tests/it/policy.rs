@@ -1,10 +1,8 @@
 //! Household policies through the real binary: the same bedtime rule in each mode, blocks in each
 //! vendor's shape, allowlist, consent, broken policies, counters that survive a restart.
 
-mod common;
-mod mock;
 
-use common::*;
+use crate::common::*;
 use rusqlite::Connection;
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -1,9 +1,8 @@
 //! Prometheus metrics through the real binary: each request counted once, bounded labels.
 
-mod common;
-mod mock;
 
-use common::*;
+use crate::common::*;
+use crate::mock;
 use std::time::{Duration, Instant};
 
 fn value(text: &str, series: &str) -> f64 {

@@ -1,8 +1,7 @@
 //! `yori check`: exit codes and messages through the real binary.
 
+use crate::common::BIN;
 use std::process::Command;
-
-const BIN: &str = env!("CARGO_BIN_EXE_yori");
 
 fn check(path: &std::path::Path) -> (Option<i32>, String, String) {
     let out = Command::new(BIN)

@@ -1,6 +1,5 @@
 //! Shared test harness: runs the real `yori` binary with a temp config against the in-process
 //! mock vendor, and a small HTTP/1.1 client that timestamps every body chunk it receives.
-#![allow(dead_code)]
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};

@@ -1,0 +1,15 @@
+//! Integration tests: the real `yori` binary with a temp config, temp database and free ports,
+//! against the in-process mock vendor (`mock`), on 127.0.0.1 only. One test binary: the shared
+//! harness (`common`) is compiled and linked once.
+
+mod common;
+mod mock;
+
+mod audit;
+mod cli;
+mod gateway;
+mod metrics;
+mod ops;
+mod policy;
+mod shape;
+mod tls;
