@@ -6,6 +6,9 @@
 //! service uses, in its default 512-row transactions, in a temp folder, and prints rows/s and
 //! the cost per row; then times `/api/stats`' and `/api/audit`'s queries (median and max of 20).
 
+// A benchmark or demo tool: a failed step should stop it loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::time::{Duration, Instant};
 use yori::audit::query::{self, Filter};
 use yori::audit::{store, AuditRow};

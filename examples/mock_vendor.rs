@@ -9,6 +9,9 @@
 //! Per-request headers steer it: x-mock-delay-ms, x-mock-events, x-mock-fail (500, 429, close,
 //! hang), x-mock-gzip. See tests/it/mock.rs.
 
+// A benchmark or demo tool: a failed step should stop it loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 // the demo serves the mock; the tests alone read what it recorded
 #[allow(dead_code)]
 #[path = "../tests/it/mock.rs"]

@@ -41,13 +41,13 @@ fn count(result: &str) {
 }
 
 #[derive(Clone)]
-pub struct AlertSender {
+pub(crate) struct AlertSender {
     tx: Option<mpsc::Sender<serde_json::Value>>,
 }
 
 impl AlertSender {
     /// Counts the alert and queues it for the webhook (if any) without waiting.
-    pub fn raise(&self, alert: serde_json::Value) {
+    pub(crate) fn raise(&self, alert: serde_json::Value) {
         crate::metrics::ALERTS.inc();
         if let Some(tx) = &self.tx {
             if tx.try_send(alert).is_err() {
@@ -57,12 +57,12 @@ impl AlertSender {
     }
 }
 
-pub struct AlertService {
+pub(crate) struct AlertService {
     rx: Mutex<Option<mpsc::Receiver<serde_json::Value>>>,
     webhook: Webhook,
 }
 
-pub fn channel(webhook: Option<&Webhook>) -> (AlertSender, Option<AlertService>) {
+pub(crate) fn channel(webhook: Option<&Webhook>) -> (AlertSender, Option<AlertService>) {
     match webhook {
         None => (AlertSender { tx: None }, None),
         Some(w) => {
@@ -97,7 +97,7 @@ impl BackgroundService for AlertService {
                         break;
                     }
                     Ok(Err(e)) => {
-                        log::warn!("alert webhook failed attempt={} error={e}", attempt + 1)
+                        log::warn!("alert webhook failed attempt={} error={e}", attempt + 1);
                     }
                     Err(_) => log::warn!("alert webhook timed out attempt={}", attempt + 1),
                 }

@@ -22,7 +22,7 @@ fn main() -> ExitCode {
             }
         },
         Some(Command::Ca(verb)) => match loaded {
-            Ok(c) => ca(&c, verb),
+            Ok(c) => ca(&c, &verb),
             Err(e) => {
                 eprint!("{e}");
                 ExitCode::from(2)
@@ -105,11 +105,11 @@ fn check(c: &config::Config) -> ExitCode {
 }
 
 /// `yori ca init|export`.
-fn ca(c: &config::Config, verb: CaCommand) -> ExitCode {
+fn ca(c: &config::Config, verb: &CaCommand) -> ExitCode {
     use yori::tls::ca::Ca;
     let dir = &c.tls.ca_dir;
     match verb {
-        CaCommand::Init { force } => match Ca::init(dir, force) {
+        CaCommand::Init { force } => match Ca::init(dir, *force) {
             Ok(ca) => {
                 println!(
                     "local CA created in {}\n  certificate: {}/{} (install it on each device: `yori ca export`)\n  key: {}/{} (mode 0600, never copy it off the router)\n  SHA-256 fingerprint: {}",
@@ -132,7 +132,7 @@ fn ca(c: &config::Config, verb: CaCommand) -> ExitCode {
             let bytes = Ca::certificate(dir)
                 .map_err(|e| e.to_string())
                 .and_then(|cert| {
-                    if der { cert.to_der() } else { cert.to_pem() }.map_err(|e| e.to_string())
+                    if *der { cert.to_der() } else { cert.to_pem() }.map_err(|e| e.to_string())
                 });
             match bytes {
                 Ok(b) => {

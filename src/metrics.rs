@@ -19,12 +19,13 @@ const FAST_BUCKETS: &[f64] = &[
     0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1,
 ];
 
+#[allow(clippy::panic)]
 fn must<T>(r: prometheus::Result<T>, name: &str) -> T {
     // registration only fails on a duplicate name, which is a programming error caught by tests
     r.unwrap_or_else(|e| panic!("metric {name}: {e}"))
 }
 
-pub static BUILD_INFO: Lazy<IntGaugeVec> = Lazy::new(|| {
+pub(crate) static BUILD_INFO: Lazy<IntGaugeVec> = Lazy::new(|| {
     must(
         register_int_gauge_vec!(
             "yori_build_info",
@@ -35,7 +36,7 @@ pub static BUILD_INFO: Lazy<IntGaugeVec> = Lazy::new(|| {
     )
 });
 
-pub static REQUESTS: Lazy<IntCounterVec> = Lazy::new(|| {
+pub(crate) static REQUESTS: Lazy<IntCounterVec> = Lazy::new(|| {
     must(
         register_int_counter_vec!(
             "yori_requests_total",
@@ -46,7 +47,7 @@ pub static REQUESTS: Lazy<IntCounterVec> = Lazy::new(|| {
     )
 });
 
-pub static REQUEST_DURATION: Lazy<HistogramVec> = Lazy::new(|| {
+pub(crate) static REQUEST_DURATION: Lazy<HistogramVec> = Lazy::new(|| {
     must(
         register_histogram_vec!(
             "yori_request_duration_seconds",
@@ -58,7 +59,7 @@ pub static REQUEST_DURATION: Lazy<HistogramVec> = Lazy::new(|| {
     )
 });
 
-pub static OVERHEAD: Lazy<HistogramVec> = Lazy::new(|| {
+pub(crate) static OVERHEAD: Lazy<HistogramVec> = Lazy::new(|| {
     must(
         register_histogram_vec!(
             "yori_overhead_seconds",
@@ -70,7 +71,7 @@ pub static OVERHEAD: Lazy<HistogramVec> = Lazy::new(|| {
     )
 });
 
-pub static FIRST_BYTE: Lazy<HistogramVec> = Lazy::new(|| {
+pub(crate) static FIRST_BYTE: Lazy<HistogramVec> = Lazy::new(|| {
     must(
         register_histogram_vec!(
             "yori_time_to_first_byte_seconds",
@@ -82,7 +83,7 @@ pub static FIRST_BYTE: Lazy<HistogramVec> = Lazy::new(|| {
     )
 });
 
-pub static TOKENS: Lazy<CounterVec> = Lazy::new(|| {
+pub(crate) static TOKENS: Lazy<CounterVec> = Lazy::new(|| {
     must(
         register_counter_vec!(
             "yori_tokens_total",
@@ -93,7 +94,7 @@ pub static TOKENS: Lazy<CounterVec> = Lazy::new(|| {
     )
 });
 
-pub static UPSTREAM_ERRORS: Lazy<IntCounterVec> = Lazy::new(|| {
+pub(crate) static UPSTREAM_ERRORS: Lazy<IntCounterVec> = Lazy::new(|| {
     must(
         register_int_counter_vec!(
             "yori_upstream_errors_total",
@@ -104,7 +105,7 @@ pub static UPSTREAM_ERRORS: Lazy<IntCounterVec> = Lazy::new(|| {
     )
 });
 
-pub static REFUSED: Lazy<IntCounterVec> = Lazy::new(|| {
+pub(crate) static REFUSED: Lazy<IntCounterVec> = Lazy::new(|| {
     must(
         register_int_counter_vec!(
             "yori_requests_refused_total",
@@ -115,7 +116,7 @@ pub static REFUSED: Lazy<IntCounterVec> = Lazy::new(|| {
     )
 });
 
-pub static POLICY_DECISIONS: Lazy<IntCounterVec> = Lazy::new(|| {
+pub(crate) static POLICY_DECISIONS: Lazy<IntCounterVec> = Lazy::new(|| {
     must(
         register_int_counter_vec!(
             "yori_policy_decisions_total",
@@ -126,7 +127,7 @@ pub static POLICY_DECISIONS: Lazy<IntCounterVec> = Lazy::new(|| {
     )
 });
 
-pub static POLICY_EVAL: Lazy<Histogram> = Lazy::new(|| {
+pub(crate) static POLICY_EVAL: Lazy<Histogram> = Lazy::new(|| {
     must(
         register_histogram!(
             "yori_policy_evaluation_seconds",
@@ -137,7 +138,7 @@ pub static POLICY_EVAL: Lazy<Histogram> = Lazy::new(|| {
     )
 });
 
-pub static POLICY_ERRORS: Lazy<IntCounter> = Lazy::new(|| {
+pub(crate) static POLICY_ERRORS: Lazy<IntCounter> = Lazy::new(|| {
     must(
         register_int_counter!(
             "yori_policy_errors_total",
@@ -147,14 +148,14 @@ pub static POLICY_ERRORS: Lazy<IntCounter> = Lazy::new(|| {
     )
 });
 
-pub static ALERTS: Lazy<IntCounter> = Lazy::new(|| {
+pub(crate) static ALERTS: Lazy<IntCounter> = Lazy::new(|| {
     must(
         register_int_counter!("yori_alerts_total", "Alerts raised"),
         "alerts",
     )
 });
 
-pub static ALERT_WEBHOOK: Lazy<IntCounterVec> = Lazy::new(|| {
+pub(crate) static ALERT_WEBHOOK: Lazy<IntCounterVec> = Lazy::new(|| {
     must(
         register_int_counter_vec!(
             "yori_alert_webhook_total",
@@ -165,7 +166,7 @@ pub static ALERT_WEBHOOK: Lazy<IntCounterVec> = Lazy::new(|| {
     )
 });
 
-pub static AUDIT_WRITTEN: Lazy<IntCounter> = Lazy::new(|| {
+pub(crate) static AUDIT_WRITTEN: Lazy<IntCounter> = Lazy::new(|| {
     must(
         register_int_counter!(
             "yori_audit_rows_written_total",
@@ -175,7 +176,7 @@ pub static AUDIT_WRITTEN: Lazy<IntCounter> = Lazy::new(|| {
     )
 });
 
-pub static AUDIT_DROPPED: Lazy<IntCounter> = Lazy::new(|| {
+pub(crate) static AUDIT_DROPPED: Lazy<IntCounter> = Lazy::new(|| {
     must(
         register_int_counter!(
             "yori_audit_rows_dropped_total",
@@ -185,14 +186,14 @@ pub static AUDIT_DROPPED: Lazy<IntCounter> = Lazy::new(|| {
     )
 });
 
-pub static AUDIT_QUEUE: Lazy<IntGauge> = Lazy::new(|| {
+pub(crate) static AUDIT_QUEUE: Lazy<IntGauge> = Lazy::new(|| {
     must(
         register_int_gauge!("yori_audit_queue_rows", "Audit rows waiting to be written"),
         "audit_queue",
     )
 });
 
-pub static AUDIT_WRITE: Lazy<Histogram> = Lazy::new(|| {
+pub(crate) static AUDIT_WRITE: Lazy<Histogram> = Lazy::new(|| {
     must(
         register_histogram!(
             "yori_audit_batch_write_seconds",
@@ -203,7 +204,7 @@ pub static AUDIT_WRITE: Lazy<Histogram> = Lazy::new(|| {
     )
 });
 
-pub static AUDIT_ERRORS: Lazy<IntCounter> = Lazy::new(|| {
+pub(crate) static AUDIT_ERRORS: Lazy<IntCounter> = Lazy::new(|| {
     must(
         register_int_counter!(
             "yori_audit_write_errors_total",
@@ -213,7 +214,7 @@ pub static AUDIT_ERRORS: Lazy<IntCounter> = Lazy::new(|| {
     )
 });
 
-pub static RELOADS: Lazy<IntCounterVec> = Lazy::new(|| {
+pub(crate) static RELOADS: Lazy<IntCounterVec> = Lazy::new(|| {
     must(
         register_int_counter_vec!(
             "yori_config_reloads_total",
@@ -224,7 +225,7 @@ pub static RELOADS: Lazy<IntCounterVec> = Lazy::new(|| {
     )
 });
 
-pub static TLS_REFUSED: Lazy<IntCounterVec> = Lazy::new(|| {
+pub(crate) static TLS_REFUSED: Lazy<IntCounterVec> = Lazy::new(|| {
     must(
         register_int_counter_vec!(
             "yori_tls_handshakes_refused_total",
@@ -235,7 +236,7 @@ pub static TLS_REFUSED: Lazy<IntCounterVec> = Lazy::new(|| {
     )
 });
 
-pub static TLS_ISSUED: Lazy<IntCounter> = Lazy::new(|| {
+pub(crate) static TLS_ISSUED: Lazy<IntCounter> = Lazy::new(|| {
     must(
         register_int_counter!(
             "yori_tls_certificates_issued_total",
@@ -246,7 +247,7 @@ pub static TLS_ISSUED: Lazy<IntCounter> = Lazy::new(|| {
 });
 
 /// Registers every metric so a scrape shows them all from the start (zeros included).
-pub fn init(version: &str) {
+pub(crate) fn init(version: &str) {
     BUILD_INFO.with_label_values(&[version]).set(1);
     Lazy::force(&REQUESTS);
     Lazy::force(&REQUEST_DURATION);
@@ -270,7 +271,7 @@ pub fn init(version: &str) {
     Lazy::force(&TLS_ISSUED);
 }
 
-pub fn status_class(status: Option<u16>) -> &'static str {
+pub(crate) fn status_class(status: Option<u16>) -> &'static str {
     match status.unwrap_or(0) {
         100..=199 => "1xx",
         200..=299 => "2xx",
@@ -282,7 +283,7 @@ pub fn status_class(status: Option<u16>) -> &'static str {
 }
 
 /// Counts one finished vendor exchange from its report (called once per exchange).
-pub fn exchange(r: &Report) {
+pub(crate) fn exchange(r: &Report) {
     let vendor = r.vendor.as_str();
     REQUESTS
         .with_label_values(&[vendor, r.outcome.as_str(), status_class(r.status)])

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 const JSON: &str = "application/json";
 
 /// What the admin API reads from.
-pub struct AdminState {
+pub(crate) struct AdminState {
     pub access: config::Admin,
     pub audit: Reader,
     /// The local CA's folder; `None` when the TLS listener presents the user's own certificate.
@@ -24,7 +24,7 @@ pub struct AdminState {
 }
 
 impl AdminState {
-    pub fn new(config: &config::Config) -> AdminState {
+    pub(crate) fn new(config: &config::Config) -> AdminState {
         AdminState {
             access: config.admin.clone(),
             audit: Reader::new(config.audit.database.clone()),
@@ -34,7 +34,7 @@ impl AdminState {
 }
 
 /// An admin request, as far as the admin API looks at it.
-pub struct Request<'a> {
+pub(crate) struct Request<'a> {
     pub method: &'a Method,
     pub path: &'a str,
     pub query: &'a str,
@@ -45,7 +45,7 @@ pub struct Request<'a> {
 
 /// A whole response for the proxy to write.
 #[derive(Debug)]
-pub struct Answer {
+pub(crate) struct Answer {
     pub status: u16,
     pub content_type: &'static str,
     pub body: Bytes,
@@ -69,7 +69,7 @@ impl Answer {
     }
 }
 
-fn allowed(access: &config::Admin, req: &Request) -> bool {
+fn allowed(access: &config::Admin, req: &Request<'_>) -> bool {
     if req
         .client_ip
         .is_some_and(|ip| access.allow.iter().any(|c| c.contains(ip)))
@@ -113,7 +113,7 @@ fn ca_certificate(state: &AdminState, query: &str) -> Answer {
 }
 
 /// Answers one admin request.
-pub async fn handle(state: &AdminState, req: Request<'_>) -> Answer {
+pub(crate) async fn handle(state: &AdminState, req: Request<'_>) -> Answer {
     if !allowed(&state.access, &req) {
         return Answer::error(403, "yori: this client may not use the admin API");
     }

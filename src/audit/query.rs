@@ -201,7 +201,7 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-fn row_values(row: &Row) -> rusqlite::Result<Vec<SqlValue>> {
+fn row_values(row: &Row<'_>) -> rusqlite::Result<Vec<SqlValue>> {
     (0..COLUMNS.len())
         .map(|i| row.get::<_, SqlValue>(i))
         .collect()

@@ -143,7 +143,7 @@ pub fn insert_batch(conn: &mut Connection, rows: &[AuditRow]) -> rusqlite::Resul
 /// Deletes rows older than `retention_days`, then the oldest rows while the data is above
 /// `max_bytes`. Returns how many rows went.
 pub fn purge(conn: &Connection, retention_days: u32, max_bytes: u64) -> rusqlite::Result<usize> {
-    let cutoff = (chrono::Utc::now() - chrono::Duration::days(retention_days as i64))
+    let cutoff = (Utc::now() - chrono::Duration::days(retention_days as i64))
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let mut deleted = conn.execute("DELETE FROM audit_events WHERE timestamp < ?1", [cutoff])?;
     for _ in 0..20 {
@@ -248,7 +248,7 @@ mod tests {
     fn retention_removes_only_old_rows() {
         let dir = tempfile::tempdir().unwrap();
         let mut c = open_writer(&dir.path().join("a.db")).unwrap();
-        let now = chrono::Utc::now();
+        let now = Utc::now();
         let old =
             (now - chrono::Duration::days(40)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let recent =
@@ -262,7 +262,7 @@ mod tests {
     fn size_cap_drops_the_oldest_rows() {
         let dir = tempfile::tempdir().unwrap();
         let mut c = open_writer(&dir.path().join("b.db")).unwrap();
-        let ts = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let ts = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let rows: Vec<AuditRow> = (0..4000).map(|i| row(i, &ts)).collect();
         insert_batch(&mut c, &rows).unwrap();
         let cap = 512 * 1024;

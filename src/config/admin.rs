@@ -21,7 +21,7 @@ impl Default for Admin {
 }
 
 impl Admin {
-    pub fn read(s: &Section, p: &mut Problems) -> Admin {
+    pub fn read(s: &Section<'_>, p: &mut Problems) -> Admin {
         let d = Admin::default();
         Admin {
             allow: s.strings("allow", p, Cidr::parse).unwrap_or(d.allow),

@@ -16,7 +16,7 @@ pub struct Webhook {
 }
 
 /// The webhook from `webhook_url`, or `None` when alerts only go to the log and metrics.
-pub fn read(s: &Section, p: &mut Problems) -> Option<Webhook> {
+pub fn read(s: &Section<'_>, p: &mut Problems) -> Option<Webhook> {
     let url = s.parsed("webhook_url", p, |u| match Upstream::parse_url(u) {
         Ok(up) if !up.tls => Ok(up),
         Ok(_) => Err(format!(

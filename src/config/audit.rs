@@ -40,7 +40,7 @@ impl Default for AuditConfig {
 }
 
 impl AuditConfig {
-    pub fn read(s: &Section, p: &mut Problems) -> AuditConfig {
+    pub fn read(s: &Section<'_>, p: &mut Problems) -> AuditConfig {
         let d = AuditConfig::default();
         AuditConfig {
             database: s.path("database", p).unwrap_or(d.database),

@@ -27,7 +27,7 @@ pub struct Written {
 
 const CONSENT: &str = "consent_accepted";
 
-pub fn read(s: &Section, p: &mut Problems) -> Written {
+pub fn read(s: &Section<'_>, p: &mut Problems) -> Written {
     Written {
         consent_accepted: s.boolean(CONSENT, p).unwrap_or(false),
         consent_path: s.child(CONSENT),

@@ -31,7 +31,7 @@ impl Default for Limits {
 const MAX_MS: u64 = 86_400_000;
 
 impl Limits {
-    pub fn read(s: &Section, p: &mut Problems) -> Limits {
+    pub fn read(s: &Section<'_>, p: &mut Problems) -> Limits {
         let d = Limits::default();
         let ms = |key, default: Duration, p: &mut Problems| {
             s.uint(key, 1, MAX_MS, p)

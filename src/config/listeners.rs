@@ -18,7 +18,12 @@ pub struct Bound {
 
 impl Bound {
     /// The address at `key`, or `default`.
-    pub fn read(s: &Section, key: &'static str, default: SocketAddr, p: &mut Problems) -> Bound {
+    pub fn read(
+        s: &Section<'_>,
+        key: &'static str,
+        default: SocketAddr,
+        p: &mut Problems,
+    ) -> Bound {
         let (addr, path) = s.located(key, p, parse_addr);
         Bound {
             addr: addr.unwrap_or(default),
@@ -59,7 +64,7 @@ impl Default for TlsConfig {
 
 impl TlsConfig {
     /// The section, and its listener for the port check when it is enabled.
-    pub fn read(s: &Section, p: &mut Problems) -> (TlsConfig, Option<Bound>) {
+    pub fn read(s: &Section<'_>, p: &mut Problems) -> (TlsConfig, Option<Bound>) {
         let d = TlsConfig::default();
         let enabled = s.boolean("enabled", p).unwrap_or(s.is_present());
         let listen = Bound::read(s, "listen", d.listen, p);
@@ -86,7 +91,7 @@ impl TlsConfig {
 }
 
 /// `metrics.listen` (default 127.0.0.1:9184: Prometheus on the router itself).
-pub fn read_metrics(s: &Section, p: &mut Problems) -> Bound {
+pub fn read_metrics(s: &Section<'_>, p: &mut Problems) -> Bound {
     Bound::read(s, "listen", ([127, 0, 0, 1], 9184).into(), p)
 }
 

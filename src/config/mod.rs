@@ -174,7 +174,7 @@ pub fn parse_str(text: &str, source: Option<&Path>) -> Result<Config, ConfigErro
 }
 
 /// The top level, in the order the keys are documented; `None` when policies did not compile.
-fn read(s: &Section, p: &mut Problems) -> Option<Config> {
+fn read(s: &Section<'_>, p: &mut Problems) -> Option<Config> {
     let mode = s
         .parsed("mode", p, |m| {
             Mode::parse(m).ok_or_else(|| {
@@ -225,7 +225,7 @@ fn read(s: &Section, p: &mut Problems) -> Option<Config> {
 }
 
 /// `endpoints`, checked; the four built-in vendors when the key is absent.
-fn read_endpoints(s: &Section, p: &mut Problems) -> Vec<Endpoint> {
+fn read_endpoints(s: &Section<'_>, p: &mut Problems) -> Vec<Endpoint> {
     const KEY: &str = "endpoints";
     if s.get(KEY).is_none() {
         return Vendor::built_in().map(Endpoint::built_in).collect();

@@ -38,7 +38,7 @@ const ENABLED: &str = "enabled";
 const DATA: &str = "data";
 
 /// Reads and compiles; `None` when a policy did not compile (the problems say why).
-pub fn read(s: &Section, p: &mut Problems) -> Option<Policies> {
+pub fn read(s: &Section<'_>, p: &mut Problems) -> Option<Policies> {
     let source = match s.path(DIRECTORY, p) {
         Some(d) => Source::Directory(d),
         None if Path::new(DEFAULT_POLICY_DIR).is_dir() => {

@@ -36,7 +36,7 @@ impl Default for ServerSettings {
 }
 
 impl ServerSettings {
-    pub fn read(s: &Section, p: &mut Problems) -> ServerSettings {
+    pub fn read(s: &Section<'_>, p: &mut Problems) -> ServerSettings {
         let d = ServerSettings::default();
         ServerSettings {
             threads: s

@@ -36,7 +36,7 @@ impl RequestFacts {
 
 /// The request body as JSON; a body that is not JSON gives `Null` (facts without a prompt,
 /// still audited).
-pub fn json_body(body: &[u8]) -> Value {
+pub(crate) fn json_body(body: &[u8]) -> Value {
     if body.is_empty() {
         Value::Null
     } else {
@@ -55,7 +55,7 @@ pub struct Parsed {
 }
 
 /// The text of a message's content: a string, or the `text` of its parts/blocks.
-pub fn content_text(content: &Value) -> String {
+pub(crate) fn content_text(content: &Value) -> String {
     match content {
         Value::String(s) => s.clone(),
         Value::Array(parts) => parts
@@ -77,7 +77,7 @@ pub fn content_text(content: &Value) -> String {
 }
 
 /// Shared by the message-list formats: count, total text, last user text.
-pub fn from_messages<'a>(
+pub(crate) fn from_messages<'a>(
     messages: impl Iterator<Item = &'a Value>,
     role_key: &str,
     user_role: &str,
@@ -96,7 +96,7 @@ pub fn from_messages<'a>(
 }
 
 /// The first `max_chars` characters, cut on a character boundary.
-pub fn preview(text: &str, max_chars: usize) -> &str {
+pub(crate) fn preview(text: &str, max_chars: usize) -> &str {
     match text.char_indices().nth(max_chars) {
         Some((i, _)) => &text[..i],
         None => text,

@@ -10,7 +10,7 @@ use std::io::Write;
 
 /// Folds one response document or stream event into the running usage: each provider's
 /// knowledge of where its vendor puts the token counts (`providers::Provider::absorb_usage`).
-pub type Absorb = fn(&Value, &mut Usage);
+pub(crate) type Absorb = fn(&Value, &mut Usage);
 
 const MAX_JSON_BYTES: usize = 8 << 20;
 /// An SSE event larger than this is skipped (never a usage event).
@@ -33,7 +33,7 @@ pub struct Tokens {
 }
 
 /// About four characters per token, never zero for non-empty text.
-pub fn estimate(chars: usize) -> u64 {
+pub(crate) fn estimate(chars: usize) -> u64 {
     if chars == 0 {
         0
     } else {
@@ -98,7 +98,7 @@ impl Inflate {
 }
 
 /// Watches one response body.
-pub struct UsageTap {
+pub(crate) struct UsageTap {
     absorb: Absorb,
     sse: bool,
     inflate: Inflate,
@@ -108,7 +108,7 @@ pub struct UsageTap {
 }
 
 impl UsageTap {
-    pub fn new(
+    pub(crate) fn new(
         absorb: Absorb,
         content_type: Option<&str>,
         content_encoding: Option<&str>,
@@ -125,7 +125,7 @@ impl UsageTap {
         }
     }
 
-    pub fn feed(&mut self, chunk: &[u8]) {
+    pub(crate) fn feed(&mut self, chunk: &[u8]) {
         let Some(plain) = self.inflate.feed(chunk) else {
             return;
         };
@@ -153,7 +153,7 @@ impl UsageTap {
     }
 
     /// Call once at the end of the body (or when the exchange ends early).
-    pub fn finish(&mut self) {
+    pub(crate) fn finish(&mut self) {
         if self.sse {
             let rest = std::mem::take(&mut self.buf);
             if !self.skipping_event {
@@ -166,7 +166,7 @@ impl UsageTap {
     }
 
     /// Tokens as reported, or estimated from text (flagged) where the vendor sent none.
-    pub fn tokens(&self, request_text_chars: usize) -> Tokens {
+    pub(crate) fn tokens(&self, request_text_chars: usize) -> Tokens {
         let u = &self.usage;
         Tokens {
             prompt: u.prompt.unwrap_or_else(|| estimate(request_text_chars)),

@@ -36,7 +36,7 @@ pub struct Decider {
 
 impl Decider {
     /// Runs the live policy set on `r` and gates the verdict by mode.
-    pub fn decide(&self, r: &Request) -> Gated {
+    pub fn decide(&self, r: &Request<'_>) -> Gated {
         let now = self.clock.now();
         let input = document(&InputParts {
             vendor: r.vendor,

@@ -33,7 +33,7 @@ const WEEKDAYS: [&str; 7] = [
 
 /// The document, built straight into regorus' value type (no serde_json detour on the request
 /// path). Its shape is the DESIGN.md contract; the test below holds it to the letter.
-pub fn document(p: &InputParts) -> Value {
+pub fn document(p: &InputParts<'_>) -> Value {
     let f = p.facts;
     let text = |s: &str| Value::from(s);
     let maybe = |s: Option<&str>| s.map_or(Value::Null, Value::from);
@@ -126,7 +126,7 @@ mod tests {
             text_chars: 20,
             sensitive_kinds: vec!["email"],
         };
-        let now = chrono::DateTime::parse_from_rfc3339("2026-12-01T22:30:00Z")
+        let now = DateTime::parse_from_rfc3339("2026-12-01T22:30:00Z")
             .unwrap()
             .with_timezone(&Local);
         let doc = document(&InputParts {

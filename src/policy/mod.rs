@@ -248,7 +248,7 @@ impl PolicySet {
                             None
                         }
                     };
-                    policies.push(Policy { name, compiled, vm })
+                    policies.push(Policy { name, compiled, vm });
                 }
                 Err(e) => problems.push(e),
             }
@@ -372,7 +372,7 @@ impl Policy {
             Some(pool) => pool.eval(input)?,
             None => self.interpret(input)?,
         };
-        read_decision(out)
+        read_decision(&out)
     }
 
     fn interpret(&self, input: &Value) -> Result<Value, EvalError> {
@@ -384,8 +384,8 @@ fn engine(e: impl std::fmt::Display) -> EvalError {
     EvalError::Engine(e.to_string())
 }
 
-fn read_decision(out: Value) -> Result<(Action, String), EvalError> {
-    if out == Value::Undefined {
+fn read_decision(out: &Value) -> Result<(Action, String), EvalError> {
+    if *out == Value::Undefined {
         return Ok((Action::Allow, String::new()));
     }
     let action = out["action"].as_string().map_err(|_| EvalError::NoAction)?;

@@ -11,7 +11,7 @@ use std::time::Duration;
 /// Reads the body, answering `Expect: 100-continue` first. Oversized bodies are refused from the
 /// declared Content-Length when there is one (without reading them), or as soon as the running
 /// total passes the limit.
-pub async fn read_body(session: &mut Session, limit: usize) -> Result<Bytes, ProxyError> {
+pub(super) async fn read_body(session: &mut Session, limit: usize) -> Result<Bytes, ProxyError> {
     let declared = session
         .req_header()
         .headers
@@ -52,7 +52,7 @@ pub async fn read_body(session: &mut Session, limit: usize) -> Result<Bytes, Pro
 /// Reads and drops a request body YORI refuses without looking at it (404, 421), so an HTTP/2
 /// client is not reset mid-upload and an HTTP/1.1 connection can be reused. Past `limit` bytes,
 /// 5 s, or with `Expect: 100-continue` (the client waits for us), it gives up and closes instead.
-pub async fn discard_body(session: &mut Session, limit: usize) {
+pub(super) async fn discard_body(session: &mut Session, limit: usize) {
     if session.is_body_done() {
         return;
     }

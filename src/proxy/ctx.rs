@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 
 /// A vendor request as it arrived, for its audit row.
 #[derive(Debug, Clone)]
-pub struct VendorRequest {
+pub(crate) struct VendorRequest {
     pub endpoint: EndpointId,
     /// Vendor-side path (prefix stripped).
     pub path: String,
@@ -29,7 +29,7 @@ pub struct VendorRequest {
 
 /// What the parent decided about a vendor request; handed to the subrequest.
 #[derive(Debug)]
-pub struct Exchange {
+pub(crate) struct Exchange {
     pub request: VendorRequest,
     pub vendor: Vendor,
     pub facts: Arc<RequestFacts>,
@@ -48,24 +48,24 @@ pub struct Exchange {
 
 /// A verdict known at once (enforce mode) or still being worked out by its own task.
 #[derive(Debug, Default)]
-pub struct PolicySlot {
+pub(crate) struct PolicySlot {
     done: OnceLock<Gated>,
     pending: Mutex<Option<JoinHandle<Gated>>>,
 }
 
 impl PolicySlot {
-    pub fn set(&self, g: Gated) {
+    pub(crate) fn set(&self, g: Gated) {
         let _ = self.done.set(g);
     }
 
-    pub fn defer(&self, task: JoinHandle<Gated>) {
+    pub(crate) fn defer(&self, task: JoinHandle<Gated>) {
         if let Ok(mut p) = self.pending.lock() {
             *p = Some(task);
         }
     }
 
     /// Waits for a deferred verdict (at once when it is known).
-    pub async fn settle(&self) {
+    pub(crate) async fn settle(&self) {
         let task = self.pending.lock().ok().and_then(|mut p| p.take());
         if let Some(task) = task {
             let g = task.await.unwrap_or_else(|e| {
@@ -77,12 +77,12 @@ impl PolicySlot {
     }
 
     /// The verdict, once known (after `settle`).
-    pub fn get(&self) -> Option<&Gated> {
+    pub(crate) fn get(&self) -> Option<&Gated> {
         self.done.get()
     }
 }
 
-pub struct RequestCtx {
+pub(crate) struct RequestCtx {
     pub started: Instant,
     pub client_ip: Option<IpAddr>,
     pub vendor: Option<Vendor>,
@@ -111,7 +111,7 @@ pub struct RequestCtx {
 }
 
 impl RequestCtx {
-    pub fn new() -> RequestCtx {
+    pub(crate) fn new() -> RequestCtx {
         // counted until dropped: the audit writer waits for in-flight rows at shutdown
         IN_FLIGHT.fetch_add(1, Ordering::AcqRel);
         RequestCtx {

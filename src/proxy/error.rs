@@ -5,7 +5,7 @@ use crate::kinds::ErrorKind;
 use pingora_core::{Error, ErrorType};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ProxyError {
+pub(crate) enum ProxyError {
     /// No route: YORI is not an open proxy.
     NotFound,
     /// The Host names a vendor that is disabled here.
@@ -25,7 +25,7 @@ pub enum ProxyError {
 }
 
 impl ProxyError {
-    pub fn status(&self) -> u16 {
+    pub(crate) fn status(&self) -> u16 {
         match self {
             ProxyError::NotFound => 404,
             ProxyError::Misdirected | ProxyError::HostMismatch => 421,
@@ -36,7 +36,7 @@ impl ProxyError {
         }
     }
 
-    pub fn kind(&self) -> ErrorKind {
+    pub(crate) fn kind(&self) -> ErrorKind {
         match self {
             ProxyError::NotFound => ErrorKind::NotFound,
             ProxyError::Misdirected | ProxyError::HostMismatch => ErrorKind::Misdirected,
@@ -49,12 +49,12 @@ impl ProxyError {
     }
 
     /// The stable code (`kind` as stored).
-    pub fn code(&self) -> &'static str {
+    pub(crate) fn code(&self) -> &'static str {
         self.kind().as_str()
     }
 
     /// What the user reads in their SDK's exception.
-    pub fn message(&self) -> String {
+    pub(crate) fn message(&self) -> String {
         match self {
             ProxyError::NotFound => {
                 "yori: no LLM endpoint matches this host and path (yori is not an open proxy)"
@@ -76,7 +76,7 @@ impl ProxyError {
         }
     }
 
-    pub fn log_level(&self) -> log::Level {
+    pub(crate) fn log_level(&self) -> log::Level {
         match self {
             ProxyError::NotFound | ProxyError::Misdirected | ProxyError::HostMismatch => {
                 log::Level::Info
@@ -89,7 +89,7 @@ impl ProxyError {
     }
 
     /// Classifies a Pingora error met while proxying to the vendor.
-    pub fn from_upstream(e: &Error) -> ProxyError {
+    pub(crate) fn from_upstream(e: &Error) -> ProxyError {
         use ErrorType::*;
         match &e.etype {
             ConnectTimedout | ReadTimedout | WriteTimedout => ProxyError::UpstreamTimeout,

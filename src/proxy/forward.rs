@@ -65,7 +65,7 @@ fn decide(
 }
 
 /// An error answer in the vendor's shape (OpenAI's when the vendor is not known yet).
-pub async fn answer_error(
+pub(super) async fn answer_error(
     shared: &Shared,
     session: &mut Session,
     ctx: &mut RequestCtx,
@@ -141,7 +141,7 @@ async fn answer_block(session: &mut Session, ctx: &mut RequestCtx, vendor: Vendo
 }
 
 /// Parent side of a vendor request: read, decide, then replay to the vendor.
-pub async fn forward(
+pub(super) async fn forward(
     shared: &Arc<Shared>,
     session: &mut Session,
     ctx: &mut RequestCtx,
@@ -241,7 +241,7 @@ pub async fn forward(
 
 /// The request the vendor sees: its own Host, the vendor path, HTTP/1.1 framing with an exact
 /// Content-Length (the body is known whole), everything else as the device sent it.
-pub fn rewrite_for_vendor(req: &mut RequestHeader, x: &Exchange) -> Result<()> {
+pub(super) fn rewrite_for_vendor(req: &mut RequestHeader, x: &Exchange) -> Result<()> {
     let had_body = req.headers.contains_key(header::CONTENT_LENGTH)
         || req.headers.contains_key(header::TRANSFER_ENCODING)
         || x.request.request_bytes > 0;

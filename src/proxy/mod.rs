@@ -11,12 +11,12 @@ mod error;
 mod forward;
 mod report;
 mod respond;
-pub mod route;
+pub(crate) mod route;
 mod upstream;
 
-pub use ctx::RequestCtx;
-pub use error::ProxyError;
-pub use upstream::Resolver;
+pub(crate) use ctx::RequestCtx;
+pub(crate) use error::ProxyError;
+pub(crate) use upstream::Resolver;
 
 use crate::admin::{self, AdminState};
 use crate::alerts::AlertSender;
@@ -41,10 +41,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// What every request may read: built once at start.
-pub struct Shared {
+pub(crate) struct Shared {
     pub config: Config,
     pub router: Router,
     pub resolver: Resolver,
@@ -55,12 +55,12 @@ pub struct Shared {
     pub admin: AdminState,
 }
 
-pub struct Gateway {
+pub(crate) struct Gateway {
     shared: Arc<Shared>,
 }
 
 impl Gateway {
-    pub fn new(shared: Arc<Shared>) -> Gateway {
+    pub(crate) fn new(shared: Arc<Shared>) -> Gateway {
         Gateway { shared }
     }
 }
@@ -162,16 +162,16 @@ impl ProxyHttp for Gateway {
             }
             Route::Admin => ctx.status = Some(admin_request(shared, session, ctx.client_ip).await),
             Route::Misdirected => {
-                forward::answer_error(shared, session, ctx, None, ProxyError::Misdirected).await
+                forward::answer_error(shared, session, ctx, None, ProxyError::Misdirected).await;
             }
             Route::HostMismatch => {
-                forward::answer_error(shared, session, ctx, None, ProxyError::HostMismatch).await
+                forward::answer_error(shared, session, ctx, None, ProxyError::HostMismatch).await;
             }
             Route::NotFound => {
-                forward::answer_error(shared, session, ctx, None, ProxyError::NotFound).await
+                forward::answer_error(shared, session, ctx, None, ProxyError::NotFound).await;
             }
             Route::Vendor { endpoint, path } => {
-                forward::forward(shared, session, ctx, host.as_deref(), endpoint, path).await
+                forward::forward(shared, session, ctx, host.as_deref(), endpoint, path).await;
             }
         }
         Ok(true)

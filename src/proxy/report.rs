@@ -11,7 +11,7 @@ use std::time::Instant;
 static SEQ: AtomicU64 = AtomicU64::new(0);
 
 /// Unique across restarts: start time and pid of this process, then a counter.
-pub fn request_id() -> String {
+pub(super) fn request_id() -> String {
     use once_cell::sync::Lazy;
     static BOOT: Lazy<String> = Lazy::new(|| {
         let secs = std::time::SystemTime::now()
@@ -31,7 +31,7 @@ fn policy_outcome(g: &Gated) -> PolicyOutcome {
 }
 
 /// The report of a vendor exchange; `None` for requests that were not vendor traffic.
-pub fn build(shared: &Shared, ctx: &RequestCtx, client_closed: bool) -> Option<Report> {
+pub(super) fn build(shared: &Shared, ctx: &RequestCtx, client_closed: bool) -> Option<Report> {
     let req = ctx.request.as_ref()?;
     let endpoint = shared.config.endpoint(req.endpoint);
     let facts = ctx

@@ -7,10 +7,10 @@ use http::header;
 use pingora_http::ResponseHeader;
 use pingora_proxy::Session;
 
-pub const JSON: &str = "application/json";
+pub(super) const JSON: &str = "application/json";
 
 /// Writes a complete response. Failures mean the client is gone; there is nothing left to do.
-pub async fn send(session: &mut Session, status: u16, content_type: &str, body: Bytes) {
+pub(super) async fn send(session: &mut Session, status: u16, content_type: &str, body: Bytes) {
     let result = async {
         let mut resp = ResponseHeader::build(status, Some(4))?;
         resp.insert_header(header::CONTENT_TYPE, content_type)?;
@@ -25,12 +25,12 @@ pub async fn send(session: &mut Session, status: u16, content_type: &str, body: 
     }
 }
 
-pub async fn json(session: &mut Session, status: u16, body: Vec<u8>) {
-    send(session, status, JSON, Bytes::from(body)).await
+pub(super) async fn json(session: &mut Session, status: u16, body: Vec<u8>) {
+    send(session, status, JSON, Bytes::from(body)).await;
 }
 
 /// Writes an admin answer; returns its status.
-pub async fn answer(session: &mut Session, a: Answer) -> u16 {
+pub(super) async fn answer(session: &mut Session, a: Answer) -> u16 {
     send(session, a.status, a.content_type, a.body).await;
     a.status
 }
@@ -43,7 +43,7 @@ fn html_escape(s: &str) -> String {
 }
 
 /// The page a browser gets for a blocked request.
-pub fn block_page(policy: &str, reason: &str) -> String {
+pub(super) fn block_page(policy: &str, reason: &str) -> String {
     format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>Blocked by YORI</title></head>\
          <body style=\"font-family:sans-serif;max-width:36em;margin:4em auto\"><h1>Not right now</h1>\

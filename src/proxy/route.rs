@@ -6,11 +6,11 @@
 use crate::config::{Config, EndpointId};
 use std::collections::HashMap;
 
-pub const HEALTH_PATH: &str = "/health";
-pub const ADMIN_PREFIX: &str = "/api";
+pub(crate) const HEALTH_PATH: &str = "/health";
+pub(crate) const ADMIN_PREFIX: &str = "/api";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Route {
+pub(crate) enum Route {
     Health,
     Admin,
     /// Vendor traffic: the endpoint and the vendor-side path (prefix stripped, query kept).
@@ -26,7 +26,7 @@ pub enum Route {
     NotFound,
 }
 
-pub struct Router {
+pub(crate) struct Router {
     /// Every configured domain; `None` for a disabled endpoint's.
     by_domain: HashMap<String, Option<EndpointId>>,
     by_prefix: HashMap<String, EndpointId>,
@@ -34,7 +34,7 @@ pub struct Router {
 }
 
 impl Router {
-    pub fn new(config: &Config) -> Router {
+    pub(crate) fn new(config: &Config) -> Router {
         let mut by_domain = HashMap::new();
         let mut by_prefix = HashMap::new();
         for (id, e) in config.endpoint_ids() {
@@ -53,7 +53,7 @@ impl Router {
     /// A request on the TLS listener: the connection's SNI (already checked by the handshake)
     /// names the vendor and every path goes to it unchanged, as the device believes it talks to
     /// the vendor. A Host that differs from the SNI (domain fronting) is misdirected.
-    pub fn route_tls(&self, sni: &str, host: Option<&str>, path_and_query: &str) -> Route {
+    pub(crate) fn route_tls(&self, sni: &str, host: Option<&str>, path_and_query: &str) -> Route {
         if host.is_some_and(|h| normalize_host(h) != sni) {
             return Route::HostMismatch;
         }
@@ -66,7 +66,7 @@ impl Router {
         }
     }
 
-    pub fn route(&self, host: Option<&str>, path_and_query: &str) -> Route {
+    pub(crate) fn route(&self, host: Option<&str>, path_and_query: &str) -> Route {
         let path = path_and_query.split('?').next().unwrap_or("");
         if path == HEALTH_PATH {
             return Route::Health;

@@ -15,7 +15,7 @@ const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A vendor name that cannot be turned into an address.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum ResolveError {
+pub(crate) enum ResolveError {
     #[error("{0} has no address")]
     NoAddress(String),
     #[error("cannot resolve {host}: {message}")]
@@ -25,14 +25,14 @@ pub enum ResolveError {
 }
 
 #[derive(Default)]
-pub struct Resolver {
+pub(crate) struct Resolver {
     cache: Mutex<HashMap<(String, u16), (SocketAddr, Instant)>>,
 }
 
 impl Resolver {
     /// The address for `host:port`: an IP literal directly, else a cached or fresh lookup. A
     /// failed refresh keeps using the last good address (the vendor rarely moves; DNS blips).
-    pub async fn resolve(&self, host: &str, port: u16) -> Result<SocketAddr, ResolveError> {
+    pub(crate) async fn resolve(&self, host: &str, port: u16) -> Result<SocketAddr, ResolveError> {
         if let Ok(ip) = host
             .trim_start_matches('[')
             .trim_end_matches(']')
@@ -76,7 +76,7 @@ impl Resolver {
 }
 
 /// A peer for one request, with the timeouts a long LLM generation needs.
-pub fn peer(addr: SocketAddr, upstream: &Upstream, limits: &Limits) -> Box<HttpPeer> {
+pub(super) fn peer(addr: SocketAddr, upstream: &Upstream, limits: &Limits) -> Box<HttpPeer> {
     let mut peer = HttpPeer::new(addr, upstream.tls, upstream.sni.clone());
     peer.options.connection_timeout = Some(limits.connect_timeout);
     peer.options.total_connection_timeout = Some(limits.connect_timeout);

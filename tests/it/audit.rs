@@ -1,6 +1,5 @@
 //! The audit log through the real binary: rows, previews, tokens, secrets never stored, admin API.
 
-
 use crate::common::*;
 use crate::mock;
 use rusqlite::Connection;

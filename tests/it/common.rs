@@ -9,17 +9,17 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::mock;
-pub use crate::mock::{Mock, MockOptions};
+pub(crate) use crate::mock::{Mock, MockOptions};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_yori");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_yori");
 /// Tests run at noon unless they say otherwise: the shipped bedtime rule must not depend on
 /// when CI happens to run.
-pub const NOON: &str = "2026-12-01T12:00:00Z";
-pub const LATE: &str = "2026-12-01T22:30:00Z";
+pub(crate) const NOON: &str = "2026-12-01T12:00:00Z";
+pub(crate) const LATE: &str = "2026-12-01T22:30:00Z";
 
 /// The four built-in vendors: name (path prefix), a request path, and the header that carries
 /// the API key in that vendor's SDKs.
-pub struct VendorCase {
+pub(crate) struct VendorCase {
     pub name: &'static str,
     pub domain: &'static str,
     pub path: &'static str,
@@ -27,7 +27,7 @@ pub struct VendorCase {
     pub key_header: &'static str,
 }
 
-pub const VENDORS: [VendorCase; 4] = [
+pub(crate) const VENDORS: [VendorCase; 4] = [
     VendorCase {
         name: "openai",
         domain: "api.openai.com",
@@ -60,7 +60,7 @@ pub const VENDORS: [VendorCase; 4] = [
 
 impl VendorCase {
     /// A request body in this vendor's format.
-    pub fn body(&self, prompt: &str, stream: bool) -> String {
+    pub(crate) fn body(&self, prompt: &str, stream: bool) -> String {
         let p = serde_json::to_string(prompt).unwrap_or_default();
         match self.name {
             "anthropic" => format!(
@@ -74,21 +74,21 @@ impl VendorCase {
     }
 }
 
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .unwrap_or(0)
 }
 
-pub async fn start_mock() -> Mock {
+pub(crate) async fn start_mock() -> Mock {
     mock::start("127.0.0.1:0".parse().unwrap(), MockOptions::default())
         .await
         .expect("mock starts")
 }
 
 /// YAML routing all four vendors to `upstream`.
-pub fn endpoints_to(upstream: &str) -> String {
+pub(crate) fn endpoints_to(upstream: &str) -> String {
     let mut s = String::from("endpoints:\n");
     for v in ["openai", "anthropic", "gemini", "mistral"] {
         s.push_str(&format!("  - vendor: {v}\n    upstream: {upstream}\n"));
@@ -96,7 +96,7 @@ pub fn endpoints_to(upstream: &str) -> String {
     s
 }
 
-pub struct Yori {
+pub(crate) struct Yori {
     pub child: Child,
     pub port: u16,
     pub metrics_port: u16,
@@ -107,12 +107,12 @@ pub struct Yori {
 impl Yori {
     /// Starts yori with `extra` YAML (which must not set `listen` or `server`) and waits for
     /// /health. Panics with yori's output if it does not come up.
-    pub fn start(extra: &str) -> Yori {
+    pub(crate) fn start(extra: &str) -> Yori {
         Yori::start_at(extra, NOON)
     }
 
     /// Like `start`, with the policies' clock fixed at `now` (RFC 3339, local zone UTC).
-    pub fn start_at(extra: &str, now: &str) -> Yori {
+    pub(crate) fn start_at(extra: &str, now: &str) -> Yori {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
         let metrics_port = free_port();
@@ -164,22 +164,22 @@ impl Yori {
         panic!("yori did not listen on {}:\n{}", self.port, self.log());
     }
 
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("yori.log")).unwrap_or_default()
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
-    pub fn signal(&self, sig: i32) {
+    pub(crate) fn signal(&self, sig: i32) {
         unsafe {
             libc::kill(self.child.id() as i32, sig);
         }
     }
 
     /// Waits for the process to exit and returns its code.
-    pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+    pub(crate) fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
         let deadline = Instant::now() + limit;
         while Instant::now() < deadline {
             if let Ok(Some(s)) = self.child.try_wait() {
@@ -205,7 +205,7 @@ impl Drop for Yori {
 
 /// A response as the client saw it, with when each body chunk arrived.
 #[derive(Debug)]
-pub struct Resp {
+pub(crate) struct Resp {
     pub status: u16,
     pub headers: http::HeaderMap,
     pub body: Bytes,
@@ -213,17 +213,17 @@ pub struct Resp {
 }
 
 impl Resp {
-    pub fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
     }
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 }
 
 /// Sends one HTTP/1.1 request to 127.0.0.1:port and reads the whole response.
-pub async fn send(
+pub(crate) async fn send(
     port: u16,
     method: &str,
     path: &str,
@@ -268,14 +268,19 @@ pub async fn send(
     }
 }
 
-pub async fn post(port: u16, path: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Resp {
+pub(crate) async fn post(
+    port: u16,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Resp {
     let mut h = vec![("content-type", "application/json")];
     h.extend_from_slice(headers);
     send(port, "POST", path, &h, body).await
 }
 
 /// A JSON chat in OpenAI's format through the `/openai` prefix, without extra headers.
-pub async fn openai_chat(port: u16, prompt: &str) -> Resp {
+pub(crate) async fn openai_chat(port: u16, prompt: &str) -> Resp {
     post(
         port,
         "/openai/v1/chat/completions",
@@ -286,7 +291,7 @@ pub async fn openai_chat(port: u16, prompt: &str) -> Resp {
 }
 
 /// Runs curl (for h2c and 100-continue, which the test client does not speak).
-pub fn curl(args: &[&str]) -> (i32, String, String) {
+pub(crate) fn curl(args: &[&str]) -> (i32, String, String) {
     let out = Command::new("curl")
         .args(["-s", "-S"])
         .args(args)

@@ -1,6 +1,5 @@
 //! Gateway core through the real binary: routing, byte-identical forwarding, streaming, errors.
 
-
 use crate::common::*;
 use crate::mock;
 use std::time::Duration;

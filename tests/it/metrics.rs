@@ -1,6 +1,5 @@
 //! Prometheus metrics through the real binary: each request counted once, bounded labels.
 
-
 use crate::common::*;
 use crate::mock;
 use std::time::{Duration, Instant};

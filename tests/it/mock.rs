@@ -23,13 +23,13 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub const PROMPT_TOKENS: u64 = 17;
-pub const COMPLETION_TOKENS_PER_EVENT: u64 = 2;
+pub(crate) const PROMPT_TOKENS: u64 = 17;
+pub(crate) const COMPLETION_TOKENS_PER_EVENT: u64 = 2;
 const WORD: &str = "hello ";
 
 /// What the mock saw of one request.
 #[derive(Debug, Clone)]
-pub struct Received {
+pub(crate) struct Received {
     pub method: String,
     pub path: String,
     pub host: String,
@@ -40,7 +40,7 @@ pub struct Received {
 }
 
 impl Received {
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
@@ -49,7 +49,7 @@ impl Received {
 }
 
 #[derive(Debug, Clone)]
-pub struct MockOptions {
+pub(crate) struct MockOptions {
     pub delay_ms: u64,
     pub events: u64,
     /// Keep every request's body (tests); off for load runs.
@@ -67,21 +67,21 @@ impl Default for MockOptions {
 }
 
 #[derive(Clone)]
-pub struct Mock {
+pub(crate) struct Mock {
     pub addr: SocketAddr,
     pub received: Arc<Mutex<Vec<Received>>>,
 }
 
 impl Mock {
-    pub fn requests(&self) -> Vec<Received> {
+    pub(crate) fn requests(&self) -> Vec<Received> {
         self.received.lock().map(|r| r.clone()).unwrap_or_default()
     }
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 }
 
-pub fn sha256_hex(data: &[u8]) -> String {
+pub(crate) fn sha256_hex(data: &[u8]) -> String {
     Sha256::digest(data)
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -89,7 +89,7 @@ pub fn sha256_hex(data: &[u8]) -> String {
 }
 
 /// Binds `addr` (port 0 for any) and serves on the current tokio runtime.
-pub async fn start(addr: SocketAddr, options: MockOptions) -> std::io::Result<Mock> {
+pub(crate) async fn start(addr: SocketAddr, options: MockOptions) -> std::io::Result<Mock> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let mock = Mock {
         addr: listener.local_addr()?,
@@ -142,7 +142,7 @@ fn full(status: u16, content_type: &str, body: Vec<u8>, gzip: bool) -> Response<
     })
 }
 
-pub fn gzip_bytes(data: &[u8]) -> Vec<u8> {
+pub(crate) fn gzip_bytes(data: &[u8]) -> Vec<u8> {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     let _ = enc.write_all(data);
     enc.finish().unwrap_or_default()

@@ -1,7 +1,6 @@
 //! Running it for real: graceful stop under load and Pingora's zero-downtime upgrade, through
 //! the real binary. Both check the audit log: every answered request has its row.
 
-
 use crate::common::*;
 use rusqlite::Connection;
 use std::process::{Command, Stdio};
@@ -65,7 +64,7 @@ fn load(
                         // refused or cut while a listener goes away: no answer
                         _ => {
                             failed.fetch_add(1, Ordering::Relaxed);
-                            tokio::time::sleep(Duration::from_millis(5)).await
+                            tokio::time::sleep(Duration::from_millis(5)).await;
                         }
                     }
                     i += clients;

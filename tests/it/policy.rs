@@ -1,7 +1,6 @@
 //! Household policies through the real binary: the same bedtime rule in each mode, blocks in each
 //! vendor's shape, allowlist, consent, broken policies, counters that survive a restart.
 
-
 use crate::common::*;
 use rusqlite::Connection;
 use std::process::Command;

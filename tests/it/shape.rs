@@ -22,7 +22,13 @@ fn graph() -> BTreeMap<String, BTreeSet<String>> {
     rust_files(&src, &mut files);
     let top = |f: &Path| {
         let rel = f.strip_prefix(&src).unwrap();
-        let first = rel.components().next().unwrap().as_os_str().to_string_lossy().into_owned();
+        let first = rel
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_string_lossy()
+            .into_owned();
         first.trim_end_matches(".rs").to_string()
     };
     let modules: BTreeSet<String> = files
@@ -43,9 +49,11 @@ fn graph() -> BTreeMap<String, BTreeSet<String>> {
             let rest = &code[i + "crate::".len()..];
             if let Some(group) = rest.strip_prefix('{') {
                 let inner = group.split('}').next().unwrap_or("");
-                names.extend(inner.split(',').map(|n| {
-                    n.trim().split("::").next().unwrap_or("").trim().to_string()
-                }));
+                names.extend(
+                    inner
+                        .split(',')
+                        .map(|n| n.trim().split("::").next().unwrap_or("").trim().to_string()),
+                );
             } else {
                 let name: String = rest
                     .chars()
@@ -55,7 +63,11 @@ fn graph() -> BTreeMap<String, BTreeSet<String>> {
             }
         }
         let entry = edges.entry(from.clone()).or_default();
-        entry.extend(names.into_iter().filter(|n| modules.contains(n) && *n != from));
+        entry.extend(
+            names
+                .into_iter()
+                .filter(|n| modules.contains(n) && *n != from),
+        );
     }
     edges
 }
@@ -89,7 +101,11 @@ fn the_module_graph_has_no_cycles() {
     for (from, tos) in &edges {
         for to in tos {
             let back = path_to(&edges, to, from, &mut BTreeSet::new());
-            assert!(back.is_none(), "cycle: {from} -> {}", back.unwrap().join(" -> "));
+            assert!(
+                back.is_none(),
+                "cycle: {from} -> {}",
+                back.unwrap().join(" -> ")
+            );
         }
     }
 }
@@ -102,6 +118,12 @@ fn nothing_below_the_proxy_knows_it() {
             assert!(!tos.contains("proxy"), "{from} uses the proxy");
         }
     }
-    assert!(!edges["metrics"].contains("audit"), "metrics read the report, not rows");
-    assert!(!edges["policy"].contains("audit"), "the audit side hands policy its tallies");
+    assert!(
+        !edges["metrics"].contains("audit"),
+        "metrics read the report, not rows"
+    );
+    assert!(
+        !edges["policy"].contains("audit"),
+        "the audit side hands policy its tallies"
+    );
 }

@@ -2,7 +2,6 @@
 //! h2, streaming, refusals, and the fail-safe start. curl plays the device: `--resolve` sends the
 //! vendor's real name to YORI's TLS port on 127.0.0.1, `--cacert` is the CA a parent installed.
 
-
 use crate::common::*;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
