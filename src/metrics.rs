@@ -326,6 +326,62 @@ pub(crate) fn exchange(r: &Report) {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::kinds::{ErrorKind, Mode};
+    use crate::providers::Vendor;
+    use crate::report::PolicyOutcome;
+    use std::time::Duration;
+
+    fn report(outcome: Outcome, duration_us: u64, wait_us: u64) -> Report {
+        Report {
+            request_id: "t".into(),
+            started_at: chrono::Utc::now(),
+            duration: Duration::from_micros(duration_us),
+            first_byte: None,
+            vendor_wait: Some(Duration::from_micros(wait_us)),
+            client_ip: None,
+            device: None,
+            // only this test counts openai_compatible exchanges
+            vendor: Vendor::OpenAiCompatible,
+            endpoint: "llm.lan".into(),
+            method: "POST".into(),
+            path: "/v1/chat/completions".into(),
+            user_agent: None,
+            facts: None,
+            tokens: None,
+            status: Some(200),
+            outcome,
+            policy: PolicyOutcome::default(),
+            mode: Mode::Observe,
+            request_bytes: 0,
+            response_bytes: 0,
+        }
+    }
+
+    #[test]
+    fn overhead_below_a_millisecond_is_measured_and_outcomes_are_labelled_once() {
+        let v = Vendor::OpenAiCompatible.as_str();
+        exchange(&report(Outcome::Forwarded, 1_200, 900));
+        exchange(&report(Outcome::ClientClosed, 800, 500));
+        let h = OVERHEAD.with_label_values(&[v]);
+        assert_eq!(h.get_sample_count(), 2);
+        // 300 us + 300 us: sub-millisecond durations are not truncated to 0 or 1 ms
+        assert!(
+            (h.get_sample_sum() - 0.0006).abs() < 1e-9,
+            "{}",
+            h.get_sample_sum()
+        );
+        let count = |o: &str| REQUESTS.with_label_values(&[v, o, "2xx"]).get();
+        assert_eq!((count("forwarded"), count("client_closed")), (1, 1));
+        assert_eq!(
+            UPSTREAM_ERRORS
+                .with_label_values(&[v, ErrorKind::ClientClosed.as_str()])
+                .get(),
+            0,
+            "a device leaving is not a vendor failure"
+        );
+    }
+
     /// The example Grafana dashboard queries only metrics YORI defines, and shows every one.
     #[test]
     fn grafana_dashboard_matches_the_metrics() {

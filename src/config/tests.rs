@@ -165,3 +165,31 @@ fn cidrs_match_v4_v6_and_mapped_addresses() {
         .unwrap()
         .contains("8.8.8.8".parse().unwrap()));
 }
+
+#[test]
+fn policy_problems_name_their_key_once() {
+    assert_eq!(
+        problems("policies:\n  enabled: [nope]\n"),
+        ["policies.enabled: no policy file nope.rego in (built-in)"]
+    );
+    let p = problems("policies:\n  directory: /nonexistent/yori-policies\n");
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(
+        p[0].starts_with("policies.directory: cannot read /nonexistent/yori-policies"),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn listeners_on_one_port_are_refused_whichever_they_are() {
+    assert_eq!(
+        problems("listen: 0.0.0.0:9000\nmetrics:\n  listen: 127.0.0.1:9000\n"),
+        ["metrics.listen: `127.0.0.1:9000` overlaps `listen` (0.0.0.0:9000): each listener needs its own port (e.g. plain HTTP on 0.0.0.0:8080, TLS on 0.0.0.0:8443)"]
+    );
+    assert!(problems("listen: 0.0.0.0:8080\ntls:\n  listen: 0.0.0.0:8443\n").is_empty());
+    let p = problems("listen: 0.0.0.0:8443\ntls: {}\n");
+    assert!(
+        p[0].starts_with("tls.listen: `0.0.0.0:8443` overlaps `listen`"),
+        "{p:?}"
+    );
+}

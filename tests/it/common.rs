@@ -303,3 +303,30 @@ pub(crate) fn curl(args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// The value of one series (`name{labels}` as Prometheus prints it) in a metrics page; 0 when
+/// absent.
+pub(crate) fn value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// The metrics page once `series` reaches `at_least` (or after 10 s).
+pub(crate) async fn scrape_when(port: u16, series: &str, at_least: f64) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let t = send(port, "GET", "/metrics", &[], "").await.text();
+        if value(&t, series) >= at_least || Instant::now() > deadline {
+            return t;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The metrics page once the audit writer has written `rows` rows (or after 10 s).
+pub(crate) async fn scrape_after_rows(port: u16, rows: f64) -> String {
+    scrape_when(port, "yori_audit_rows_written_total", rows).await
+}

@@ -2,27 +2,6 @@
 
 use crate::common::*;
 use crate::mock;
-use std::time::{Duration, Instant};
-
-fn value(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
-
-/// The metrics page once the audit writer has written `rows` rows (or after 10 s).
-async fn scrape_after_rows(port: u16, rows: f64) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let t = send(port, "GET", "/metrics", &[], "").await.text();
-        if value(&t, "yori_audit_rows_written_total") >= rows || Instant::now() > deadline {
-            return t;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_block_is_counted_once_with_bounded_labels() {
@@ -156,4 +135,39 @@ async fn forwarded_failed_tokens_and_overhead_are_counted() {
     );
     assert_eq!(value(&text, "yori_policy_evaluation_seconds_count"), 4.0);
     assert_eq!(value(&text, "yori_audit_rows_written_total"), 4.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_and_departed_clients_are_not_upstream_errors() {
+    let mock = start_mock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let conf = format!(
+        "{}limits:\n  max_body_bytes: 100\naudit:\n  database: {}/audit.db\n  flush_interval_ms: 20\n",
+        endpoints_to(&mock.url()),
+        dir.path().display()
+    );
+    let yori = Yori::start(&conf);
+    let big = VENDORS[0].body(&"x".repeat(500), false);
+    let r = post(yori.port, "/openai/v1/chat/completions", &[], big).await;
+    assert_eq!(r.status, 413);
+    let text = scrape_after_rows(yori.metrics_port, 1.0).await;
+    assert_eq!(
+        value(
+            &text,
+            r#"yori_requests_refused_total{kind="request_too_large",vendor="openai"}"#
+        ),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        value(
+            &text,
+            r#"yori_requests_total{outcome="refused",status_class="4xx",vendor="openai"}"#
+        ),
+        1.0
+    );
+    assert!(
+        !text.contains("yori_upstream_errors_total{"),
+        "no vendor failure was counted: {text}"
+    );
 }

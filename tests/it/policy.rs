@@ -374,6 +374,36 @@ async fn advisory_alerts_reach_a_webhook_without_the_prompt() {
         !got.contains("SECRET-TOPIC-42"),
         "the prompt never leaves in an alert"
     );
+    let delivered = r#"yori_alert_webhook_total{result="delivered"}"#;
+    let text = scrape_when(yori.metrics_port, delivered, 1.0).await;
+    assert_eq!(value(&text, delivered), 1.0, "{text}");
+    assert_eq!(
+        value(&text, r#"yori_alert_webhook_total{result="failed"}"#),
+        0.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undeliverable_alert_is_counted_as_failed() {
+    let mock = start_mock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let conf = config(
+        &mock,
+        &dir,
+        &format!(
+            "mode: advisory\nalerts:\n  webhook_url: http://127.0.0.1:{}/\n  retries: 0\n  timeout_ms: 200\n",
+            free_port()
+        ),
+    );
+    let yori = Yori::start(&conf);
+    assert_eq!(openai_chat(yori.port, "homework help").await.status, 200);
+    let failed = r#"yori_alert_webhook_total{result="failed"}"#;
+    let text = scrape_when(yori.metrics_port, failed, 1.0).await;
+    assert_eq!(value(&text, failed), 1.0, "{text}");
+    assert_eq!(
+        value(&text, r#"yori_alert_webhook_total{result="delivered"}"#),
+        0.0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
