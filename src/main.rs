@@ -12,71 +12,54 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let path = config::locate(cli.config.as_deref());
-    let loaded = config::load(path.as_deref());
+    let config = match config::load(path.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprint!("{e}");
+            return ExitCode::from(2);
+        }
+    };
     match cli.command {
-        Some(Command::Check) => match loaded {
-            Ok(c) => check(&c),
+        Some(Command::Check) => check(&config),
+        Some(Command::Ca(verb)) => ca(&config, &verb),
+        Some(Command::Policy(PolicyCommand::Test { input, policy })) => {
+            policy_test(&config, &input, policy.as_deref())
+        }
+        Some(Command::Run(args)) => run(config, &args),
+        None => run(config, &cli.run),
+    }
+}
+
+/// Runs the gateway until it is stopped.
+fn run(config: config::Config, args: &yori::cli::RunArgs) -> ExitCode {
+    if config.source.is_none() {
+        log::info!(
+            "no config file found at {}: running on the built-in default (observe mode)",
+            config::DEFAULT_CONFIG_PATH
+        );
+    }
+    let tls = if config.tls.enabled {
+        // fail safe: a TLS listener that cannot present a trusted certificate must not start,
+        // and YORI never serves plain HTTP on the TLS port instead
+        match yori::tls::prepare(&config, true) {
+            Ok(yori::tls::Prepared::Ready(certs)) => Some(certs),
+            Ok(yori::tls::Prepared::WillCreate) => {
+                eprintln!("yori: cannot start the TLS listener: no CA was created");
+                return ExitCode::from(2);
+            }
             Err(e) => {
-                eprint!("{e}");
-                ExitCode::from(2)
+                eprintln!("yori: cannot start the TLS listener: {e}");
+                return ExitCode::from(2);
             }
-        },
-        Some(Command::Ca(verb)) => match loaded {
-            Ok(c) => ca(&c, &verb),
-            Err(e) => {
-                eprint!("{e}");
-                ExitCode::from(2)
-            }
-        },
-        Some(Command::Policy(PolicyCommand::Test { input, policy })) => match loaded {
-            Ok(c) => policy_test(&c, &input, policy.as_deref()),
-            Err(e) => {
-                eprint!("{e}");
-                ExitCode::from(2)
-            }
-        },
-        cmd => {
-            let args = match cmd {
-                Some(Command::Run(a)) => a,
-                _ => cli.run,
-            };
-            let config = match loaded {
-                Ok(c) => c,
-                Err(e) => {
-                    eprint!("{e}");
-                    return ExitCode::from(2);
-                }
-            };
-            if config.source.is_none() {
-                log::info!(
-                    "no config file found at {}: running on the built-in default (observe mode)",
-                    config::DEFAULT_CONFIG_PATH
-                );
-            }
-            let tls = if config.tls.enabled {
-                // fail safe: a TLS listener that cannot present a trusted certificate must not
-                // start, and YORI never serves plain HTTP on the TLS port instead
-                match yori::tls::prepare(&config, true) {
-                    Ok(yori::tls::Prepared::Ready(certs)) => Some(certs),
-                    Ok(yori::tls::Prepared::WillCreate) => {
-                        eprintln!("yori: cannot start the TLS listener: no CA was created");
-                        return ExitCode::from(2);
-                    }
-                    Err(e) => {
-                        eprintln!("yori: cannot start the TLS listener: {e}");
-                        return ExitCode::from(2);
-                    }
-                }
-            } else {
-                None
-            };
-            match yori::server::build(config, tls, &args) {
-                Ok(server) => server.run_forever(),
-                Err(e) => {
-                    log::error!("cannot start: {e:#}");
-                    ExitCode::from(1)
-                }
-            }
+        }
+    } else {
+        None
+    };
+    match yori::server::build(config, tls, args) {
+        Ok(server) => server.run_forever(),
+        Err(e) => {
+            log::error!("cannot start: {e:#}");
+            ExitCode::from(1)
         }
     }
 }

@@ -72,31 +72,13 @@ pub fn build(
     };
     let mut server = Server::new_with_opt_and_conf(Some(opt), server_conf(&config, args));
     server.bootstrap();
-
-    let listen = config.listen;
-    // the audit writer may wait for in-flight requests until just before the grace period ends
-    let drain_wait = Duration::from_millis(
-        (config.server.grace_period_seconds * 1000)
-            .saturating_sub(300)
-            .max(200),
-    );
-    // create the folder and schema before serving, so the admin API and the operator see at once
-    // whether the audit path works; the writer retries on its own if it does not
-    match audit::store::open_writer(&config.audit.database) {
-        Ok(_) => log::info!("audit database ready path={}", config.audit.database.display()),
-        Err(e) => log::error!("audit database unusable at start, proxying continues but rows are dropped until it is fixed: {e}"),
-    }
-    let (audit, audit_service) = audit::channel(&config.audit, drain_wait);
-    let devices = config
-        .devices
-        .iter()
-        .map(|d| (d.ip, d.name.clone()))
-        .collect();
-    let live = Arc::new(LiveSettings::new(config.live()));
+    let (audit, audit_service) = audit_writer(&config);
+    server.add_service(background_service("yori audit writer", audit_service));
     let (alerts, alert_service) = crate::alerts::channel(config.webhook.as_ref());
     if let Some(service) = alert_service {
         server.add_service(background_service("yori alerts", service));
     }
+    let live = Arc::new(LiveSettings::new(config.live()));
     let path = config.source.clone();
     server.add_service(background_service(
         "yori reload",
@@ -111,13 +93,17 @@ pub fn build(
         "policies loaded origin={} policies={} mode={}",
         config.policies.set.origin,
         config.policies.set.names().join(","),
-        config.mode.as_str()
+        config.mode
     );
     let shared = Arc::new(Shared {
         router: Router::new(&config),
         resolver: Resolver::default(),
         audit,
-        devices,
+        devices: config
+            .devices
+            .iter()
+            .map(|d| (d.ip, d.name.clone()))
+            .collect(),
         decider: Arc::new(Decider {
             mode: config.mode,
             live,
@@ -128,13 +114,59 @@ pub fn build(
         admin: AdminState::new(&config),
         config,
     });
-    server.add_service(background_service("yori audit writer", audit_service));
+    let proxy = proxy_service(&server, &shared, certs)?;
+    server.add_service(proxy);
+    crate::metrics::init(crate::proxy::VERSION);
+    let mut prometheus = pingora_prometheus::prometheus_http_service();
+    prometheus.add_tcp(&shared.config.metrics_listen.to_string());
+    server.add_service(prometheus);
+    log::info!(
+        "yori {} listening addr={} mode={}",
+        crate::proxy::VERSION,
+        shared.config.listen,
+        shared.config.mode
+    );
+    Ok(server)
+}
+
+/// The audit queue and its writer service. The database is opened (folder and schema made)
+/// before serving, so the admin API and the operator see at once whether the audit path works;
+/// the writer retries on its own if it does not.
+fn audit_writer(config: &Config) -> (audit::AuditSender, audit::AuditService) {
+    // the writer may wait for in-flight requests until just before the grace period ends
+    let drain_wait = Duration::from_millis(
+        (config.server.grace_period_seconds * 1000)
+            .saturating_sub(300)
+            .max(200),
+    );
+    match audit::store::open_writer(&config.audit.database) {
+        Ok(_) => log::info!("audit database ready path={}", config.audit.database.display()),
+        Err(e) => log::error!("audit database unusable at start, proxying continues but rows are dropped until it is fixed: {e}"),
+    }
+    audit::channel(&config.audit, drain_wait)
+}
+
+/// The proxy service on the plain listener and, with certificates, the TLS listener.
+fn proxy_service(
+    server: &Server,
+    shared: &Arc<Shared>,
+    certs: Option<Arc<crate::tls::Certs>>,
+) -> anyhow::Result<pingora_core::services::listening::Service<pingora_proxy::HttpProxy<Gateway>>> {
+    let config = &shared.config;
+    let (listen, tls_listen) = (config.listen, config.tls.listen);
+    let names = config
+        .endpoints
+        .iter()
+        .filter(|e| e.enabled)
+        .map(|e| e.domain.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
+    let ca_dir = config.tls.ca_dir.display().to_string();
     let mut proxy = pingora_proxy::http_proxy_service_with_name(
         &server.configuration,
         Gateway::new(shared.clone()),
         "yori proxy",
     );
-    let config = &shared.config;
     if let Some(app) = proxy.app_logic_mut() {
         let mut options = HttpServerOptions::default();
         options.h2c = true;
@@ -144,29 +176,8 @@ pub fn build(
     if let Some(certs) = certs {
         let settings = crate::tls::settings(certs)
             .map_err(|e| anyhow::anyhow!("cannot set up the TLS listener: {e}"))?;
-        proxy.add_tls_with_settings(&config.tls.listen.to_string(), None, settings);
-        log::info!(
-            "tls listening addr={} names={} ca_dir={}",
-            config.tls.listen,
-            config
-                .endpoints
-                .iter()
-                .filter(|e| e.enabled)
-                .map(|e| e.domain.as_str())
-                .collect::<Vec<_>>()
-                .join(","),
-            config.tls.ca_dir.display()
-        );
+        proxy.add_tls_with_settings(&tls_listen.to_string(), None, settings);
+        log::info!("tls listening addr={tls_listen} names={names} ca_dir={ca_dir}");
     }
-    server.add_service(proxy);
-    crate::metrics::init(crate::proxy::VERSION);
-    let mut prometheus = pingora_prometheus::prometheus_http_service();
-    prometheus.add_tcp(&config.metrics_listen.to_string());
-    server.add_service(prometheus);
-    log::info!(
-        "yori {} listening addr={listen} mode={}",
-        crate::proxy::VERSION,
-        config.mode.as_str()
-    );
-    Ok(server)
+    Ok(proxy)
 }

@@ -1,6 +1,7 @@
 //! Reads for the admin API on read-only connections: stats, a filtered page of rows, CSV.
 //! Filters become bound parameters, never SQL text.
 
+use crate::kinds::Action;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, Row};
 use serde_json::{json, Map, Value};
@@ -116,9 +117,9 @@ impl Filter {
                 "endpoint" => f.endpoint = Some(v),
                 "vendor" => f.vendor = Some(v),
                 "client_ip" => f.client_ip = Some(v),
-                "policy_result" => match v.as_str() {
-                    "allow" | "alert" | "block" => f.policy_result = Some(v),
-                    _ => return Err("parameter `policy_result` must be allow, alert or block".into()),
+                "policy_result" => match Action::parse(&v) {
+                    Some(_) => f.policy_result = Some(v),
+                    None => return Err("parameter `policy_result` must be allow, alert or block".into()),
                 },
                 "q" => f.q = Some(v),
                 "before_id" => f.before_id = Some(num(&v)? as i64),

@@ -7,7 +7,7 @@ use super::gate::{gate, Gated};
 use super::input::{document, InputParts};
 use super::live::LiveSettings;
 use crate::inspect::facts::RequestFacts;
-use crate::kinds::Mode;
+use crate::kinds::{Action, Mode};
 use crate::metrics;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -69,7 +69,11 @@ impl Decider {
         if g.alert || g.block {
             log::warn!(
                 "policy {} policy={} client={} device={} vendor={} reason={:?}",
-                if g.block { "block" } else { "alert" },
+                if g.block {
+                    Action::Block
+                } else {
+                    Action::Alert
+                },
                 g.verdict.policy.as_deref().unwrap_or("-"),
                 r.client_ip.map_or_else(|| "-".into(), |ip| ip.to_string()),
                 r.device.unwrap_or("-"),
