@@ -96,20 +96,38 @@ pub struct Filter {
     pub offset: u32,
 }
 
+/// A query string the admin API cannot use (a 400 that names the parameter).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FilterError {
+    #[error("parameter `{0}` is not valid percent-encoding")]
+    Encoding(String),
+    #[error("parameter `{0}` must be a whole number")]
+    Number(String),
+    #[error("parameter `{0}` must be an ISO 8601 date or time (e.g. 2026-12-01 or 2026-12-01T08:00:00Z)")]
+    Time(String),
+    #[error("parameter `policy_result` must be allow, alert or block")]
+    PolicyResult,
+    #[error("unknown parameter `{0}` (known: since, until, endpoint, vendor, client_ip, policy_result, q, before_id, limit, offset)")]
+    Unknown(String),
+}
+
 impl Filter {
     /// Parses a query string; unknown or malformed parameters are errors naming them.
-    pub fn from_query(query: &str, default_limit: u32, max_limit: u32) -> Result<Filter, String> {
+    pub fn from_query(
+        query: &str,
+        default_limit: u32,
+        max_limit: u32,
+    ) -> Result<Filter, FilterError> {
         let mut f = Filter {
             limit: default_limit,
             ..Filter::default()
         };
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let v = percent_decode(v)
-                .ok_or_else(|| format!("parameter `{k}` is not valid percent-encoding"))?;
+            let v = percent_decode(v).ok_or_else(|| FilterError::Encoding(k.to_string()))?;
             let num = |v: &str| {
                 v.parse::<u64>()
-                    .map_err(|_| format!("parameter `{k}` must be a whole number"))
+                    .map_err(|_| FilterError::Number(k.to_string()))
             };
             match k {
                 "since" => f.since = Some(time_param(k, &v)?),
@@ -119,13 +137,13 @@ impl Filter {
                 "client_ip" => f.client_ip = Some(v),
                 "policy_result" => match Action::parse(&v) {
                     Some(_) => f.policy_result = Some(v),
-                    None => return Err("parameter `policy_result` must be allow, alert or block".into()),
+                    None => return Err(FilterError::PolicyResult),
                 },
                 "q" => f.q = Some(v),
                 "before_id" => f.before_id = Some(num(&v)? as i64),
                 "limit" => f.limit = (num(&v)?.clamp(1, max_limit as u64)) as u32,
                 "offset" => f.offset = num(&v)?.min(u32::MAX as u64) as u32,
-                other => return Err(format!("unknown parameter `{other}` (known: since, until, endpoint, vendor, client_ip, policy_result, q, before_id, limit, offset)")),
+                other => return Err(FilterError::Unknown(other.to_string())),
             }
         }
         Ok(f)
@@ -168,7 +186,7 @@ impl Filter {
 }
 
 /// `since`/`until`: an ISO 8601 timestamp or date, compared as text with the stored UTC times.
-fn time_param(k: &str, v: &str) -> Result<String, String> {
+fn time_param(k: &str, v: &str) -> Result<String, FilterError> {
     let ok = v.len() >= 10
         && v.as_bytes()[4] == b'-'
         && v.as_bytes()[7] == b'-'
@@ -179,7 +197,7 @@ fn time_param(k: &str, v: &str) -> Result<String, String> {
     {
         Ok(v.to_string())
     } else {
-        Err(format!("parameter `{k}` must be an ISO 8601 date or time (e.g. 2026-12-01 or 2026-12-01T08:00:00Z)"))
+        Err(FilterError::Time(k.to_string()))
     }
 }
 
@@ -371,10 +389,12 @@ mod tests {
         );
         assert!(Filter::from_query("since=yesterday", 50, MAX_PAGE)
             .unwrap_err()
+            .to_string()
             .contains("ISO 8601"));
         assert!(Filter::from_query("policy_result=maybe", 50, MAX_PAGE).is_err());
         assert!(Filter::from_query("drop=table", 50, MAX_PAGE)
             .unwrap_err()
+            .to_string()
             .contains("unknown parameter `drop`"));
     }
 
