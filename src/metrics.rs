@@ -105,6 +105,17 @@ pub(crate) static UPSTREAM_ERRORS: Lazy<IntCounterVec> = Lazy::new(|| {
     )
 });
 
+pub(crate) static SEND_PATHS: Lazy<IntCounterVec> = Lazy::new(|| {
+    must(
+        register_int_counter_vec!(
+            "yori_vendor_sends_total",
+            "Requests sent to a vendor, by path (one_pass: body up to 64 KiB through Pingora's own path; subrequest: longer bodies replayed)",
+            &["path"]
+        ),
+        "send_paths",
+    )
+});
+
 pub(crate) static REFUSED: Lazy<IntCounterVec> = Lazy::new(|| {
     must(
         register_int_counter_vec!(
@@ -256,6 +267,7 @@ pub(crate) fn init(version: &str) {
     Lazy::force(&TOKENS);
     Lazy::force(&UPSTREAM_ERRORS);
     Lazy::force(&REFUSED);
+    Lazy::force(&SEND_PATHS);
     Lazy::force(&POLICY_DECISIONS);
     Lazy::force(&POLICY_EVAL);
     Lazy::force(&POLICY_ERRORS);
@@ -309,6 +321,9 @@ pub(crate) fn exchange(r: &Report) {
             .with_label_values(&[vendor, "response"])
             .inc_by(t.response as f64);
     }
+    if let Some(path) = r.send_path {
+        SEND_PATHS.with_label_values(&[path.as_str()]).inc();
+    }
     match r.outcome {
         Outcome::Failed(kind) => UPSTREAM_ERRORS
             .with_label_values(&[vendor, kind.as_str()])
@@ -351,6 +366,7 @@ mod tests {
             tokens: None,
             status: Some(200),
             outcome,
+            send_path: None,
             policy: PolicyOutcome::default(),
             mode: Mode::Observe,
             request_bytes: 0,

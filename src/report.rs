@@ -14,7 +14,7 @@ use std::time::Duration;
 
 /// The winning policy verdict, as recorded.
 #[derive(Debug, Clone, PartialEq)]
-pub struct PolicyOutcome {
+pub(crate) struct PolicyOutcome {
     /// The policy whose decision won (`None` when every policy allowed without a reason).
     pub name: Option<String>,
     pub action: Action,
@@ -32,8 +32,26 @@ impl Default for PolicyOutcome {
     }
 }
 
+/// How a forwarded request went to the vendor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SendPath {
+    /// Pingora's own proxy path, the body from its retry buffer (bodies up to 64 KiB).
+    OnePass,
+    /// A subrequest with the body preset (longer bodies).
+    Subrequest,
+}
+
+impl SendPath {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            SendPath::OnePass => "one_pass",
+            SendPath::Subrequest => "subrequest",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
-pub struct Report {
+pub(crate) struct Report {
     pub request_id: String,
     /// When the request arrived (wall clock, UTC).
     pub started_at: DateTime<Utc>,
@@ -59,6 +77,8 @@ pub struct Report {
     /// The status the device got (or would have got, had it stayed).
     pub status: Option<u16>,
     pub outcome: Outcome,
+    /// `None` when YORI answered the request itself.
+    pub send_path: Option<SendPath>,
     pub policy: PolicyOutcome,
     pub mode: Mode,
     pub request_bytes: u64,
@@ -67,13 +87,13 @@ pub struct Report {
 
 impl Report {
     /// Tokens both ways, for the daily counters.
-    pub fn tokens_total(&self) -> u64 {
+    pub(crate) fn tokens_total(&self) -> u64 {
         self.tokens
             .map_or(0, |t| t.prompt.saturating_add(t.response))
     }
 
     /// YORI's own time: the exchange minus the wait on the vendor (forwarded exchanges only).
-    pub fn overhead(&self) -> Option<Duration> {
+    pub(crate) fn overhead(&self) -> Option<Duration> {
         self.vendor_wait
             .map(|wait| self.duration.saturating_sub(wait))
     }

@@ -90,7 +90,7 @@ fn millis(d: std::time::Duration) -> i64 {
 }
 
 impl AuditRow {
-    pub fn from_report(r: &Report, config: &AuditConfig) -> AuditRow {
+    pub(crate) fn from_report(r: &Report, config: &AuditConfig) -> AuditRow {
         let facts = r.facts.as_deref();
         let chars = config.prompt_preview_chars;
         let prompt_preview = facts.filter(|_| chars > 0).map(|f| {

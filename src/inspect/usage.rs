@@ -26,7 +26,7 @@ pub struct Usage {
 
 /// Final token counts for the audit row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Tokens {
+pub(crate) struct Tokens {
     pub prompt: u64,
     pub response: u64,
     pub estimated: bool,

@@ -1,14 +1,15 @@
-//! Per-request state, one typed struct for both the parent request and its subrequest.
+//! Per-request state. Which leg of the request this context belongs to is one enum (`Leg`), and
+//! how the exchange ended is one value, set once (`RequestCtx::end`).
 
-use super::error::ProxyError;
 use crate::audit::IN_FLIGHT;
 use crate::config::EndpointId;
 use crate::inspect::facts::RequestFacts;
 use crate::inspect::usage::UsageTap;
+use crate::kinds::Outcome;
 use crate::policy::gate::Gated;
 use crate::providers::Vendor;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 use tokio::task::JoinHandle;
@@ -17,6 +18,7 @@ use tokio::task::JoinHandle;
 #[derive(Debug, Clone)]
 pub(crate) struct VendorRequest {
     pub endpoint: EndpointId,
+    pub vendor: Vendor,
     /// Vendor-side path (prefix stripped).
     pub path: String,
     pub method: String,
@@ -27,11 +29,11 @@ pub(crate) struct VendorRequest {
     pub request_id: String,
 }
 
-/// What the parent decided about a vendor request; handed to the subrequest.
+/// A vendor request that was read and decided, on its way to the vendor. Shared by the parent
+/// and the subrequest on the long-body path.
 #[derive(Debug)]
 pub(crate) struct Exchange {
     pub request: VendorRequest,
-    pub vendor: Vendor,
     pub facts: Arc<RequestFacts>,
     /// Path sent upstream: the endpoint's `upstream` base path + the vendor path.
     pub upstream_path: String,
@@ -39,11 +41,36 @@ pub(crate) struct Exchange {
     pub domain: String,
     /// Resolved upstream address.
     pub addr: SocketAddr,
-    /// Set by the parent when the device went away mid-answer (before the subrequest is cut off),
-    /// so the row says `client_closed` rather than an upstream failure.
-    pub client_gone: AtomicBool,
     /// The policy verdict after the mode gate (not blocked, or it would not be forwarded).
     pub policy: PolicySlot,
+    /// How the exchange ended: the first word wins. On the long-body path the parent says
+    /// `ClientClosed` before the subrequest can see the broken pipe it leaves behind.
+    outcome: OnceLock<Outcome>,
+}
+
+impl Exchange {
+    pub(crate) fn new(
+        request: VendorRequest,
+        facts: Arc<RequestFacts>,
+        upstream_path: String,
+        domain: String,
+        addr: SocketAddr,
+    ) -> Exchange {
+        Exchange {
+            request,
+            facts,
+            upstream_path,
+            domain,
+            addr,
+            policy: PolicySlot::default(),
+            outcome: OnceLock::new(),
+        }
+    }
+
+    /// Records how the exchange ended; the first word wins.
+    pub(crate) fn end(&self, outcome: Outcome) {
+        let _ = self.outcome.set(outcome);
+    }
 }
 
 /// A verdict known at once (enforce mode) or still being worked out by its own task.
@@ -82,32 +109,46 @@ impl PolicySlot {
     }
 }
 
+/// A vendor request being read and decided, or answered by YORI itself (refused, blocked,
+/// vendor unreachable).
+#[derive(Debug)]
+pub(crate) struct Local {
+    pub request: VendorRequest,
+    /// Known once the body was read.
+    pub facts: Option<Arc<RequestFacts>>,
+    /// Known once the policies ran.
+    pub policy: Option<Gated>,
+    outcome: Option<Outcome>,
+}
+
+/// Which leg of a request a context is.
+#[derive(Debug)]
+pub(crate) enum Leg {
+    /// Health, admin, or a route refused before it named a vendor: no exchange, no row.
+    Edge,
+    /// A vendor request YORI is reading or answered itself; its row comes from this context.
+    Local(Box<Local>),
+    /// A vendor exchange in one pass: the body fitted Pingora's retry buffer, and Pingora's
+    /// own proxy path sends it; its row comes from this context.
+    OnePass(Arc<Exchange>),
+    /// The long-body path's parent: it replays the request as a subrequest, which records it.
+    Parent(Arc<Exchange>),
+    /// The long-body path's subrequest, talking to the vendor; its row comes from here.
+    Subrequest(Arc<Exchange>),
+}
+
 pub(crate) struct RequestCtx {
     pub started: Instant,
     pub client_ip: Option<IpAddr>,
-    pub vendor: Option<Vendor>,
-    /// Set once the request is known to be vendor traffic.
-    pub request: Option<VendorRequest>,
-    /// Facts of a request the parent answered itself (the subrequest reads the exchange's).
-    pub facts: Option<Arc<RequestFacts>>,
-    pub exchange: Option<Arc<Exchange>>,
-    /// This ctx belongs to the subrequest that talks to the vendor.
-    pub is_subrequest: bool,
-    /// The parent handed this request to a subrequest (which records it).
-    pub forwarded: bool,
+    pub leg: Leg,
+    /// The status the device got.
     pub status: Option<u16>,
-    pub error: Option<ProxyError>,
     pub first_byte: Option<Instant>,
     /// When the request went to the vendor, and when the vendor's answer ended.
     pub upstream_sent: Option<Instant>,
     pub upstream_done: Option<Instant>,
     pub response_bytes: u64,
-    pub response_done: bool,
     pub usage: Option<UsageTap>,
-    /// Verdict of a request the parent answered itself (blocked, or refused after facts).
-    pub policy: Option<Gated>,
-    /// The request was blocked by policy (`event_type = 'block'`).
-    pub blocked: bool,
 }
 
 impl RequestCtx {
@@ -117,22 +158,79 @@ impl RequestCtx {
         RequestCtx {
             started: Instant::now(),
             client_ip: None,
-            vendor: None,
-            request: None,
-            facts: None,
-            exchange: None,
-            is_subrequest: false,
-            forwarded: false,
+            leg: Leg::Edge,
             status: None,
-            error: None,
             first_byte: None,
             upstream_sent: None,
             upstream_done: None,
             response_bytes: 0,
-            response_done: false,
             usage: None,
+        }
+    }
+
+    /// Starts a vendor request on this context.
+    pub(crate) fn begin(&mut self, request: VendorRequest) {
+        self.leg = Leg::Local(Box::new(Local {
+            request,
+            facts: None,
             policy: None,
-            blocked: false,
+            outcome: None,
+        }));
+    }
+
+    pub(crate) fn local(&mut self) -> Option<&mut Local> {
+        match &mut self.leg {
+            Leg::Local(l) => Some(l),
+            _ => None,
+        }
+    }
+
+    /// The exchange on its way to (or back from) the vendor.
+    pub(crate) fn exchange(&self) -> Option<&Arc<Exchange>> {
+        match &self.leg {
+            Leg::OnePass(x) | Leg::Parent(x) | Leg::Subrequest(x) => Some(x),
+            Leg::Edge | Leg::Local(_) => None,
+        }
+    }
+
+    /// The vendor request, on every leg but `Edge`.
+    pub(crate) fn request(&self) -> Option<&VendorRequest> {
+        match &self.leg {
+            Leg::Local(l) => Some(&l.request),
+            Leg::OnePass(x) | Leg::Parent(x) | Leg::Subrequest(x) => Some(&x.request),
+            Leg::Edge => None,
+        }
+    }
+
+    pub(crate) fn vendor(&self) -> Option<Vendor> {
+        self.request().map(|r| r.vendor)
+    }
+
+    /// Whether this context's `logging` records the exchange (the parent leaves it to its
+    /// subrequest; edges are not exchanges).
+    pub(crate) fn records(&self) -> bool {
+        matches!(
+            self.leg,
+            Leg::Local(_) | Leg::OnePass(_) | Leg::Subrequest(_)
+        )
+    }
+
+    /// Records how the exchange ended; the first call wins, later ones are ignored.
+    pub(crate) fn end(&mut self, outcome: Outcome) {
+        match &mut self.leg {
+            Leg::Local(l) => {
+                l.outcome.get_or_insert(outcome);
+            }
+            Leg::OnePass(x) | Leg::Parent(x) | Leg::Subrequest(x) => x.end(outcome),
+            Leg::Edge => {}
+        }
+    }
+
+    pub(crate) fn outcome(&self) -> Option<Outcome> {
+        match &self.leg {
+            Leg::Local(l) => l.outcome,
+            Leg::OnePass(x) | Leg::Parent(x) | Leg::Subrequest(x) => x.outcome.get().copied(),
+            Leg::Edge => None,
         }
     }
 }
@@ -146,5 +244,62 @@ impl Default for RequestCtx {
 impl Drop for RequestCtx {
     fn drop(&mut self) {
         IN_FLIGHT.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kinds::ErrorKind;
+
+    fn request() -> VendorRequest {
+        VendorRequest {
+            endpoint: crate::config::parse_str("", None)
+                .unwrap()
+                .default_endpoint
+                .unwrap(),
+            vendor: Vendor::OpenAi,
+            path: "/v1/chat/completions".into(),
+            method: "POST".into(),
+            user_agent: None,
+            started: Instant::now(),
+            started_at: chrono::Utc::now(),
+            request_bytes: 0,
+            request_id: "t".into(),
+        }
+    }
+
+    #[test]
+    fn the_first_outcome_wins_on_every_leg() {
+        let mut ctx = RequestCtx::new();
+        ctx.end(Outcome::Forwarded);
+        assert_eq!(ctx.outcome(), None, "an edge has no exchange to end");
+        ctx.begin(request());
+        ctx.end(Outcome::Refused(ErrorKind::RequestTooLarge));
+        ctx.end(Outcome::Forwarded);
+        assert_eq!(
+            ctx.outcome(),
+            Some(Outcome::Refused(ErrorKind::RequestTooLarge))
+        );
+
+        let x = Arc::new(Exchange::new(
+            request(),
+            Arc::default(),
+            "/".into(),
+            "api.openai.com".into(),
+            "127.0.0.1:1".parse().unwrap(),
+        ));
+        let mut parent = RequestCtx::new();
+        parent.leg = Leg::Parent(x.clone());
+        let mut sub = RequestCtx::new();
+        sub.leg = Leg::Subrequest(x);
+        parent.end(Outcome::ClientClosed);
+        sub.end(Outcome::Failed(ErrorKind::UpstreamBroken));
+        assert_eq!(
+            sub.outcome(),
+            Some(Outcome::ClientClosed),
+            "the parent spoke first"
+        );
+        assert!(sub.records() && !parent.records());
     }
 }

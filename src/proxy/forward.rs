@@ -1,14 +1,18 @@
-//! The vendor leg of a request. The parent reads the whole body, has the policies decide, and
-//! then replays the request as a Pingora subrequest with the body preset; the subrequest
-//! connects to the vendor and streams the answer back through the parent. Nothing reaches the
-//! vendor before the parent has the whole body and has decided.
+//! The vendor leg of a request: read the whole body, have the policies decide, then send it to
+//! the vendor. Nothing reaches the vendor before the body is read whole and decided on.
+//!
+//! A body that fits Pingora's retry buffer (64 KiB: nearly every LLM call) goes in one pass:
+//! `request_filter` returns `Ok(false)` and Pingora's own proxy path connects and sends the
+//! header and the buffered body. A longer body (images, documents) is replayed as a Pingora
+//! subrequest with the body preset; the subrequest connects to the vendor and streams the answer
+//! back through the parent.
 
-use super::ctx::{Exchange, PolicySlot, RequestCtx, VendorRequest};
+use super::ctx::{Exchange, Leg, RequestCtx, VendorRequest};
 use super::error::ProxyError;
 use super::{capture, report, respond, Shared};
 use crate::config::EndpointId;
 use crate::inspect::facts::RequestFacts;
-use crate::kinds::Mode;
+use crate::kinds::{Mode, Outcome};
 use crate::policy::decide;
 use crate::policy::gate::Gated;
 use crate::providers::Vendor;
@@ -22,7 +26,6 @@ use pingora_proxy::subrequest::pipe::{
 use pingora_proxy::subrequest::{BodyMode, Ctx as SubrequestCtx};
 use pingora_proxy::Session;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -97,7 +100,7 @@ pub(super) async fn answer_error(
         capture::discard_body(session, shared.config.limits.max_body_bytes).await;
     }
     ctx.status = Some(e.status());
-    ctx.error = Some(e.clone());
+    ctx.end(Outcome::from_error(e.kind()));
     respond::json(session, e.status(), body).await;
 }
 
@@ -115,7 +118,10 @@ async fn answer_block(session: &mut Session, ctx: &mut RequestCtx, vendor: Vendo
         .unwrap_or_else(|| "not allowed right now".into());
     let message = format!("yori: blocked by household policy `{policy}`: {reason}");
     ctx.status = Some(403);
-    ctx.policy = Some(gated);
+    ctx.end(Outcome::Blocked);
+    if let Some(l) = ctx.local() {
+        l.policy = Some(gated);
+    }
     let wants_html = session
         .req_header()
         .headers
@@ -140,7 +146,10 @@ async fn answer_block(session: &mut Session, ctx: &mut RequestCtx, vendor: Vendo
     }
 }
 
-/// Parent side of a vendor request: read, decide, then replay to the vendor.
+/// A vendor request: read, decide, then either leave the sending to Pingora (`Ok(false)` from
+/// `request_filter`: returns true) or answer it here (refused, blocked, long-body replay:
+/// returns false).
+#[must_use = "true: Pingora sends the request on; false: it was answered here"]
 pub(super) async fn forward(
     shared: &Arc<Shared>,
     session: &mut Session,
@@ -148,12 +157,12 @@ pub(super) async fn forward(
     host: Option<&str>,
     endpoint: EndpointId,
     path: String,
-) {
+) -> bool {
     let ep = shared.config.endpoint(endpoint);
-    ctx.vendor = Some(ep.vendor);
     let req = session.req_header();
-    ctx.request = Some(VendorRequest {
+    ctx.begin(VendorRequest {
         endpoint,
+        vendor: ep.vendor,
         method: req.method.as_str().to_string(),
         user_agent: req
             .headers
@@ -166,26 +175,33 @@ pub(super) async fn forward(
         request_bytes: 0,
         request_id: report::request_id(),
     });
+    // Pingora keeps a copy of what is read, up to 64 KiB, and sends it itself when
+    // `request_filter` lets the request through
+    session.as_mut().enable_retry_buffering();
     let body = match capture::read_body(session, shared.config.limits.max_body_bytes).await {
         Ok(b) => b,
-        Err(e) => return answer_error(shared, session, ctx, Some(ep.vendor), e).await,
+        Err(e) => {
+            answer_error(shared, session, ctx, Some(ep.vendor), e).await;
+            return false;
+        }
     };
-    let Some(request) = ctx.request.as_mut().map(|r| {
-        r.request_bytes = body.len();
-        r.clone()
-    }) else {
-        return;
+    let one_pass = !session.as_ref().retry_buffer_truncated();
+    log::debug!("body read bytes={} one_pass={one_pass}", body.len());
+    let Some(local) = ctx.local() else {
+        return false;
     };
-    let facts = Arc::new(ep.vendor.request_facts(&request.path, &body));
+    local.request.request_bytes = body.len();
+    let facts = Arc::new(ep.vendor.request_facts(&local.request.path, &body));
+    local.facts = Some(facts.clone());
+    let request = local.request.clone();
     // Only enforce mode can stop a request. In observe and advisory modes the verdict is
     // worked out in a task of its own while the vendor answers, so the policies add nothing
     // before the request goes out; the audit row waits for it (`PolicySlot::settle`).
     let mut gated = (shared.config.mode == Mode::Enforce)
         .then(|| decide(shared, ctx.client_ip, &request, &facts));
     if let Some(g) = gated.take_if(|g| g.block) {
-        ctx.facts = Some(facts);
-        ctx.blocked = true;
-        return answer_block(session, ctx, ep.vendor, g).await;
+        answer_block(session, ctx, ep.vendor, g).await;
+        return false;
     }
     let addr = shared
         .resolver
@@ -193,28 +209,30 @@ pub(super) async fn forward(
         .await;
     let refusal = match &addr {
         Err(why) => Some(ProxyError::UpstreamUnreachable(why.to_string())),
+        Ok(_) if one_pass => None,
         Ok(_) => h1_compatible(session, host)
             .err()
             .map(|e| ProxyError::BadRequest(e.to_string())),
     };
     if let Some(e) = refusal {
-        ctx.policy = Some(gated.unwrap_or_else(|| decide(shared, ctx.client_ip, &request, &facts)));
-        ctx.facts = Some(facts);
-        return answer_error(shared, session, ctx, Some(ep.vendor), e).await;
+        let g = gated.unwrap_or_else(|| decide(shared, ctx.client_ip, &request, &facts));
+        if let Some(l) = ctx.local() {
+            l.policy = Some(g);
+        }
+        answer_error(shared, session, ctx, Some(ep.vendor), e).await;
+        return false;
     }
     let Ok(addr) = addr else {
-        return;
+        return false;
     };
-    let exchange = Arc::new(Exchange {
-        upstream_path: format!("{}{}", ep.upstream.base_path, request.path),
-        domain: ep.domain.clone(),
-        vendor: ep.vendor,
+    let upstream_path = format!("{}{}", ep.upstream.base_path, request.path);
+    let exchange = Arc::new(Exchange::new(
         request,
         facts,
+        upstream_path,
+        ep.domain.clone(),
         addr,
-        client_gone: AtomicBool::new(false),
-        policy: PolicySlot::default(),
-    });
+    ));
     match gated {
         Some(g) => exchange.policy.set(g),
         None => {
@@ -224,9 +242,12 @@ pub(super) async fn forward(
             }));
         }
     }
-    ctx.forwarded = true;
-    ctx.exchange = Some(exchange.clone());
-    match replay(session, exchange, body).await {
+    if one_pass {
+        ctx.leg = Leg::OnePass(exchange);
+        return true;
+    }
+    ctx.leg = Leg::Parent(exchange.clone());
+    match replay(session, exchange.clone(), body).await {
         Ok(()) => {}
         Err((e, header_sent))
             if !header_sent && e.esource() != &pingora_core::ErrorSource::Downstream =>
@@ -237,6 +258,7 @@ pub(super) async fn forward(
         }
         Err((e, _)) => log::debug!("exchange ended early vendor={} error={e}", ep.vendor),
     }
+    false
 }
 
 /// The request the vendor sees: its own Host, the vendor path, HTTP/1.1 framing with an exact
@@ -312,8 +334,9 @@ async fn replay(
         }
         Err(e) => {
             if !e.from_subreq {
-                // the device is gone; flag it before the pipe (held by `e`) is dropped
-                exchange.client_gone.store(true, Ordering::Release);
+                // the device is gone; say so before the pipe (held by `e`) is dropped, so the
+                // subrequest does not take the broken pipe for the vendor's failure
+                exchange.end(Outcome::ClientClosed);
             }
             Err((e.error, e.state.header_received))
         }

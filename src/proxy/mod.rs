@@ -1,9 +1,10 @@
 //! The one `ProxyHttp`: each phase calls one stage and does nothing else.
 //!
-//! `route` says where a request goes; `capture` reads its body; `forward` decides and replays a
-//! vendor request as a subrequest; `upstream` resolves the vendor and makes its peer; `respond`
-//! writes the answers YORI gives itself; `report` turns the finished exchange into the report
-//! that the audit row, the metrics and the counters come from.
+//! `route` says where a request goes; `capture` reads its body; `forward` decides and sends a
+//! vendor request on (in one pass, or as a subrequest for a long body); `upstream` resolves the
+//! vendor and makes its peer; `respond` writes the answers YORI gives itself; `report` turns the
+//! finished exchange into the report that the audit row, the metrics and the counters come from.
+//! `ctx` holds which leg a context is and how its exchange ended.
 
 mod capture;
 mod ctx;
@@ -23,12 +24,13 @@ use crate::alerts::AlertSender;
 use crate::audit::{AuditRow, AuditSender};
 use crate::config::Config;
 use crate::inspect::usage::UsageTap;
+use crate::kinds::Outcome;
 use crate::metrics;
 use crate::policy::decide::Decider;
 use crate::providers::Vendor;
 use async_trait::async_trait;
 use bytes::Bytes;
-use ctx::Exchange;
+use ctx::{Exchange, Leg};
 use http::header;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_core::{Error, ErrorType, Result};
@@ -37,7 +39,6 @@ use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 use route::{Route, Router};
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -133,12 +134,11 @@ impl ProxyHttp for Gateway {
                 .user_ctx()
                 .and_then(|u| u.downcast_ref::<Arc<Exchange>>())
                 .cloned();
-            ctx.vendor = exchange.as_ref().map(|x| x.vendor);
-            ctx.request = exchange.as_ref().map(|x| x.request.clone());
-            ctx.exchange = exchange;
-            ctx.is_subrequest = true;
-            return match ctx.exchange {
-                Some(_) => Ok(false),
+            return match exchange {
+                Some(x) => {
+                    ctx.leg = Leg::Subrequest(x);
+                    Ok(false)
+                }
                 None => Error::e_explain(ErrorType::InternalError, "subrequest without exchange"),
             };
         }
@@ -171,7 +171,9 @@ impl ProxyHttp for Gateway {
                 forward::answer_error(shared, session, ctx, None, ProxyError::NotFound).await;
             }
             Route::Vendor { endpoint, path } => {
-                forward::forward(shared, session, ctx, host.as_deref(), endpoint, path).await;
+                let send = forward::forward(shared, session, ctx, host.as_deref(), endpoint, path);
+                // true: Pingora sends the request on itself, in one pass
+                return Ok(!send.await);
             }
         }
         Ok(true)
@@ -182,7 +184,7 @@ impl ProxyHttp for Gateway {
         _session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
-        let Some(x) = ctx.exchange.as_ref() else {
+        let Some(x) = ctx.exchange() else {
             return Error::e_explain(ErrorType::InternalError, "no exchange for upstream_peer");
         };
         let ep = self.shared.config.endpoint(x.request.endpoint);
@@ -200,7 +202,7 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         ctx.upstream_sent = Some(Instant::now());
-        match ctx.exchange.as_ref() {
+        match ctx.exchange() {
             Some(x) => forward::rewrite_for_vendor(req, x),
             None => Error::e_explain(ErrorType::InternalError, "no exchange for upstream request"),
         }
@@ -214,7 +216,7 @@ impl ProxyHttp for Gateway {
     ) -> Result<()> {
         ctx.status = Some(resp.status.as_u16());
         ctx.first_byte.get_or_insert_with(Instant::now);
-        if let Some(vendor) = ctx.vendor {
+        if let Some(vendor) = ctx.vendor() {
             let header = |name| {
                 resp.headers
                     .get(name)
@@ -243,8 +245,8 @@ impl ProxyHttp for Gateway {
             }
         }
         if end_of_stream {
-            ctx.response_done = true;
             ctx.upstream_done = Some(Instant::now());
+            ctx.end(Outcome::Forwarded);
         }
         Ok(None)
     }
@@ -255,65 +257,57 @@ impl ProxyHttp for Gateway {
         e: &Error,
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
-        if ctx.is_subrequest {
-            // the parent writes the vendor-shaped answer (it knows whether a header went out)
-            let pe = ProxyError::from_upstream(e);
-            let code = if session.response_written().is_some() {
-                0
-            } else {
-                pe.status()
-            };
-            ctx.error = Some(pe);
-            return FailToProxy {
-                error_code: code,
-                can_reuse_downstream: false,
-            };
+        let answered = session.response_written().is_some();
+        let from_device = e.esource() == &pingora_core::ErrorSource::Downstream;
+        let pe = if from_device {
+            ProxyError::BadRequest(e.etype().as_str().to_lowercase())
+        } else {
+            ProxyError::from_upstream(e)
+        };
+        match &ctx.leg {
+            Leg::Subrequest(_) => {
+                // the parent writes the vendor-shaped answer (it knows whether a header went out)
+                if !answered {
+                    ctx.status = Some(pe.status());
+                }
+                ctx.end(Outcome::from_error(pe.kind()));
+            }
+            Leg::OnePass(_) if from_device => ctx.end(Outcome::ClientClosed),
+            _ if answered || from_device => ctx.end(Outcome::from_error(pe.kind())),
+            _ => {
+                let vendor = ctx.vendor();
+                forward::answer_error(&self.shared, session, ctx, vendor, pe).await;
+            }
         }
-        let pe = ProxyError::BadRequest(e.etype().as_str().to_lowercase());
-        if session.response_written().is_none()
-            && e.esource() != &pingora_core::ErrorSource::Downstream
-        {
-            forward::answer_error(&self.shared, session, ctx, ctx.vendor, pe.clone()).await;
-        }
-        ctx.error = Some(pe);
         FailToProxy {
-            error_code: ctx.status.unwrap_or(0),
+            error_code: if answered { 0 } else { ctx.status.unwrap_or(0) },
             can_reuse_downstream: false,
         }
     }
 
     async fn logging(&self, _session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
-        if ctx.forwarded {
-            return; // the subrequest records this exchange
-        }
-        let mut client_closed = false;
-        if let Some(e) = e {
-            if e.esource() == &pingora_core::ErrorSource::Downstream {
-                client_closed = true;
-            } else if ctx.error.is_none() {
-                ctx.error = Some(ProxyError::from_upstream(e));
-            }
-        }
-        if ctx
-            .exchange
-            .as_ref()
-            .is_some_and(|x| x.client_gone.load(Ordering::Acquire))
-        {
-            // what looked like a broken pipe to the vendor side was the device leaving
-            client_closed = true;
-            ctx.error = None;
+        if !ctx.records() {
+            return;
         }
         if let Some(tap) = ctx.usage.as_mut() {
             tap.finish();
         }
-        if let Some(x) = ctx.exchange.as_ref() {
+        // how it ended, unless a phase already said so: an error seen here, or an answer that
+        // started and never finished (the device went away), or a whole answer
+        let ended = match e {
+            Some(e) if e.esource() == &pingora_core::ErrorSource::Downstream => {
+                Outcome::ClientClosed
+            }
+            Some(e) => Outcome::from_error(ProxyError::from_upstream(e).kind()),
+            None if ctx.status.is_some() => Outcome::ClientClosed,
+            None => Outcome::Forwarded,
+        };
+        ctx.end(ended);
+        if let Some(x) = ctx.exchange() {
             x.policy.settle().await;
         }
-        // an answer that started but never finished, with no error seen, also lost its client
-        let unfinished =
-            ctx.is_subrequest && !ctx.response_done && ctx.error.is_none() && ctx.status.is_some();
         let shared = &self.shared;
-        if let Some(r) = report::build(shared, ctx, client_closed || unfinished) {
+        if let Some(r) = report::build(shared, ctx) {
             if let Some(ip) = r.client_ip {
                 shared
                     .decider
@@ -326,10 +320,10 @@ impl ProxyHttp for Gateway {
                 .send(AuditRow::from_report(&r, &shared.config.audit));
         }
         log::debug!(
-            "request done vendor={} status={} error={} duration_ms={}",
-            ctx.vendor.map_or("-", Vendor::as_str),
+            "request done vendor={} status={} outcome={} duration_ms={}",
+            ctx.vendor().map_or("-", Vendor::as_str),
             ctx.status.unwrap_or(0),
-            ctx.error.as_ref().map_or("-", ProxyError::code),
+            ctx.outcome().map_or("-", Outcome::as_str),
             ctx.started.elapsed().as_millis()
         );
     }

@@ -1,10 +1,11 @@
 //! The exchange's report, built from the request's ctx once, in `logging()`: by the subrequest
 //! for forwarded requests, by the parent for vendor requests it answered itself.
 
-use super::{RequestCtx, Shared};
+use super::ctx::{Leg, RequestCtx};
+use super::Shared;
 use crate::kinds::Outcome;
 use crate::policy::gate::Gated;
-use crate::report::{PolicyOutcome, Report};
+use crate::report::{PolicyOutcome, Report, SendPath};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -30,35 +31,26 @@ fn policy_outcome(g: &Gated) -> PolicyOutcome {
     }
 }
 
-/// The report of a vendor exchange; `None` for requests that were not vendor traffic.
-pub(super) fn build(shared: &Shared, ctx: &RequestCtx, client_closed: bool) -> Option<Report> {
-    let req = ctx.request.as_ref()?;
+/// The report of a vendor exchange, once `ctx.end` was called; `None` for contexts that do not
+/// record one (edges, the long-body parent).
+pub(crate) fn build(shared: &Shared, ctx: &RequestCtx) -> Option<Report> {
+    if !ctx.records() {
+        return None;
+    }
+    let req = ctx.request()?;
     let endpoint = shared.config.endpoint(req.endpoint);
-    let facts = ctx
-        .exchange
-        .as_ref()
-        .map(|x| x.facts.clone())
-        .or_else(|| ctx.facts.clone());
-    let policy = ctx
-        .exchange
-        .as_ref()
-        .and_then(|x| x.policy.get())
-        .or(ctx.policy.as_ref())
-        .map(policy_outcome)
-        .unwrap_or_default();
+    let (facts, policy) = match &ctx.leg {
+        Leg::Local(l) => (l.facts.clone(), l.policy.as_ref()),
+        _ => match ctx.exchange() {
+            Some(x) => (Some(x.facts.clone()), x.policy.get()),
+            None => (None, None),
+        },
+    };
     let tokens = ctx
         .usage
         .as_ref()
         .map(|t| t.tokens(facts.as_ref().map_or(0, |f| f.text_chars)));
-    let outcome = if ctx.blocked {
-        Outcome::Blocked
-    } else if let Some(e) = &ctx.error {
-        Outcome::from_error(e.kind())
-    } else if client_closed {
-        Outcome::ClientClosed
-    } else {
-        Outcome::Forwarded
-    };
+    let outcome = ctx.outcome().unwrap_or(Outcome::Forwarded);
     let vendor_wait = ctx.upstream_sent.map(|sent| {
         ctx.upstream_done
             .unwrap_or_else(Instant::now)
@@ -81,11 +73,14 @@ pub(super) fn build(shared: &Shared, ctx: &RequestCtx, client_closed: bool) -> O
         user_agent: req.user_agent.clone(),
         facts,
         tokens,
-        status: ctx
-            .status
-            .or_else(|| ctx.error.as_ref().map(|e| e.status())),
+        status: ctx.status,
         outcome,
-        policy,
+        send_path: match ctx.leg {
+            Leg::OnePass(_) => Some(SendPath::OnePass),
+            Leg::Subrequest(_) => Some(SendPath::Subrequest),
+            _ => None,
+        },
+        policy: policy.map(policy_outcome).unwrap_or_default(),
         mode: shared.config.mode,
         request_bytes: req.request_bytes as u64,
         response_bytes: ctx.response_bytes,

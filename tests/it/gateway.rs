@@ -463,3 +463,110 @@ async fn custom_openai_compatible_endpoint_by_prefix_and_host_with_base_path() {
     assert_eq!(seen[0].host, "ollama.home.lan");
     assert_eq!(seen[1].path, "/proxy-base/v1/models");
 }
+
+/// A chat body of exactly `n` bytes.
+fn body_of(n: usize) -> String {
+    let shell = r#"{"model":"m","messages":[{"role":"user","content":""}]}"#;
+    let pad = "p".repeat(n - shell.len());
+    format!(r#"{{"model":"m","messages":[{{"role":"user","content":"{pad}"}}]}}"#)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_at_the_retry_buffer_edge_take_the_right_path_byte_identical() {
+    let mock = start_mock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let conf = format!(
+        "{}audit:\n  database: {}/audit.db\n  flush_interval_ms: 20\n",
+        endpoints_to(&mock.url()),
+        dir.path().display()
+    );
+    let yori = Yori::start(&conf);
+    let file = dir.path().join("body.json");
+    let url = yori.url("/openai/v1/chat/completions");
+    // each size, with Content-Length, chunked, over h2c, and with Expect: 100-continue
+    let ways: [&[&str]; 4] = [
+        &[],
+        &["-H", "Transfer-Encoding: chunked"],
+        &["--http2-prior-knowledge"],
+        &["-H", "Expect: 100-continue"],
+    ];
+    let mut sent = 0;
+    for n in [65_535, 65_536, 65_537] {
+        let body = body_of(n);
+        assert_eq!(body.len(), n);
+        std::fs::write(&file, &body).unwrap();
+        let data = format!("@{}", file.display());
+        for way in ways {
+            let mut args: Vec<&str> = way.to_vec();
+            args.extend([
+                "-H",
+                "content-type: application/json",
+                "--data-binary",
+                &data,
+            ]);
+            args.extend(["-w", "\n%{http_code}", &url]);
+            let (code, out, err) = curl(&args);
+            assert_eq!(code, 0, "{n} {way:?}: {err}");
+            assert!(out.ends_with("200"), "{n} {way:?}: {out}");
+            sent += 1;
+            let seen = mock.requests();
+            assert_eq!(seen.len(), sent);
+            let r = &seen[sent - 1];
+            assert_eq!(r.body_len, n, "{way:?}");
+            assert_eq!(
+                r.body_sha256,
+                mock::sha256_hex(body.as_bytes()),
+                "{n} {way:?}"
+            );
+            assert_eq!(r.header("content-length"), Some(n.to_string().as_str()));
+            assert_eq!(
+                r.header("transfer-encoding"),
+                None,
+                "exact framing upstream"
+            );
+            assert_eq!(
+                r.header("expect"),
+                None,
+                "yori answered 100-continue itself"
+            );
+            assert_eq!(r.host, "api.openai.com");
+        }
+    }
+    let text = scrape_after_rows(yori.metrics_port, 12.0).await;
+    assert_eq!(
+        value(&text, r#"yori_vendor_sends_total{path="one_pass"}"#),
+        8.0,
+        "{text}"
+    );
+    assert_eq!(
+        value(&text, r#"yori_vendor_sends_total{path="subrequest"}"#),
+        4.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocks_and_limits_hold_on_both_paths_and_the_vendor_sees_nothing() {
+    let mock = start_mock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let conf = format!(
+        "{}mode: enforce\nenforcement:\n  consent_accepted: true\nlimits:\n  max_body_bytes: 100000\naudit:\n  database: {}/audit.db\n",
+        endpoints_to(&mock.url()),
+        dir.path().display()
+    );
+    // the shipped bedtime rule blocks at night
+    let yori = Yori::start_at(&conf, LATE);
+    for n in [1_000, 65_536, 65_537, 99_999] {
+        let r = post(yori.port, "/openai/v1/chat/completions", &[], body_of(n)).await;
+        assert_eq!(r.status, 403, "{n}: {}", r.text());
+        assert_eq!(r.json()["error"]["code"], "policy_blocked");
+    }
+    let r = post(
+        yori.port,
+        "/openai/v1/chat/completions",
+        &[],
+        body_of(100_001),
+    )
+    .await;
+    assert_eq!(r.status, 413);
+    assert!(mock.requests().is_empty(), "nothing reached the vendor");
+}
