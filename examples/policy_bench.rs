@@ -22,6 +22,7 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(20_000);
+    let clock = yori::policy::clock::Clock::default();
     let set =
         PolicySet::load(&Source::BuiltIn, None, &serde_json::json!({})).expect("shipped policies");
     let filler = "please summarise the water cycle for a school project. ".repeat(16);
@@ -48,22 +49,26 @@ fn main() {
                 }
             }
             let t = Instant::now();
-            let input = document(&InputParts {
-                vendor: "openai",
-                endpoint: "api.openai.com",
-                method: "POST",
-                path: "/v1/chat/completions",
-                facts: &facts,
-                client_ip: Some("192.168.1.23".parse().unwrap()),
-                device: Some("kids-laptop"),
-                now: chrono::Local::now(),
-                usage: ClientUsage {
-                    requests_today: 12,
-                    requests_last_hour: 3,
-                    tokens_today: 4000,
+            let input = document(
+                &InputParts {
+                    vendor: "openai",
+                    endpoint: "api.openai.com",
+                    method: "POST",
+                    path: "/v1/chat/completions",
+                    facts: &facts,
+                    client_ip: Some("192.168.1.23".parse().unwrap()),
+                    device: Some("kids-laptop"),
+                    now: clock.now(),
+                    usage: ClientUsage {
+                        // a different count every time, as in a day of requests
+                        requests_today: (i % 40) as u64,
+                        requests_last_hour: 3,
+                        tokens_today: 4000,
+                    },
+                    mode: Mode::Enforce,
                 },
-                mode: Mode::Enforce,
-            });
+                set.reads(),
+            );
             let v = set.evaluate(&input, None);
             times.push(t.elapsed());
             last = Some(v);

@@ -22,7 +22,10 @@ use std::time::Duration;
 fn seeded_counters(config: &Config, clock: &Clock) -> UsageCounters {
     let counters = UsageCounters::default();
     let now = clock.now();
-    let (since, hour_ago) = UsageCounters::seed_window(now);
+    let (since, hour_ago) = (
+        clock.day_start(now),
+        (now - chrono::Duration::hours(1)).to_utc(),
+    );
     let tallies = audit::store::open_reader(&config.audit.database)
         .and_then(|c| audit::store::usage_since(&c, since, hour_ago));
     match tallies {
@@ -79,15 +82,16 @@ pub fn build(
         server.add_service(background_service("yori alerts", service));
     }
     let live = Arc::new(LiveSettings::new(config.live()));
+    let clock = Arc::new(Clock::from_env());
     let path = config.source.clone();
     server.add_service(background_service(
         "yori reload",
         Reloader {
             live: live.clone(),
             load: Box::new(move || Ok(config::load(path.as_deref())?.live())),
+            clock: clock.clone(),
         },
     ));
-    let clock = Clock::from_env();
     let counters = seeded_counters(&config, &clock);
     log::info!(
         "policies loaded origin={} policies={} mode={}",

@@ -2,7 +2,7 @@
 //! tokens today. Counted as exchanges finish, by local day, and seeded at start from what the
 //! audit log says about today, so a restart does not reset a daily limit.
 
-use chrono::{DateTime, Local, Utc};
+use super::clock::LocalTime;
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::Mutex;
@@ -40,7 +40,7 @@ pub struct UsageCounters {
 
 impl UsageCounters {
     /// What this client did before the current request.
-    pub fn get(&self, ip: IpAddr, now: DateTime<Local>) -> ClientUsage {
+    pub fn get(&self, ip: IpAddr, now: LocalTime) -> ClientUsage {
         let Ok(mut map) = self.by_client.lock() else {
             return ClientUsage::default();
         };
@@ -56,7 +56,7 @@ impl UsageCounters {
     }
 
     /// Counts one finished exchange.
-    pub fn record(&self, ip: IpAddr, now: DateTime<Local>, tokens: u64) {
+    pub fn record(&self, ip: IpAddr, now: LocalTime, tokens: u64) {
         if let Ok(mut map) = self.by_client.lock() {
             let c = map.entry(ip).or_default();
             roll(c, now);
@@ -66,21 +66,8 @@ impl UsageCounters {
         }
     }
 
-    /// The window to seed from: (local midnight, an hour ago), in UTC like the audit log.
-    pub fn seed_window(now: DateTime<Local>) -> (DateTime<Utc>, DateTime<Utc>) {
-        let midnight = now
-            .date_naive()
-            .and_hms_opt(0, 0, 0)
-            .and_then(|m| m.and_local_timezone(Local).earliest())
-            .unwrap_or(now);
-        (
-            midnight.with_timezone(&Utc),
-            (now - chrono::Duration::hours(1)).with_timezone(&Utc),
-        )
-    }
-
     /// Starts today's counters from the audit log's tallies. Returns how many clients.
-    pub fn seed(&self, seeds: impl IntoIterator<Item = Seed>, now: DateTime<Local>) -> usize {
+    pub fn seed(&self, seeds: impl IntoIterator<Item = Seed>, now: LocalTime) -> usize {
         let Ok(mut map) = self.by_client.lock() else {
             return 0;
         };
@@ -100,7 +87,7 @@ impl UsageCounters {
     }
 }
 
-fn roll(c: &mut Counter, now: DateTime<Local>) {
+fn roll(c: &mut Counter, now: LocalTime) {
     let today = now.date_naive();
     if c.day != Some(today) {
         c.day = Some(today);
@@ -117,10 +104,8 @@ fn roll(c: &mut Counter, now: DateTime<Local>) {
 mod tests {
     use super::*;
 
-    fn at(s: &str) -> DateTime<Local> {
-        DateTime::parse_from_rfc3339(s)
-            .unwrap()
-            .with_timezone(&Local)
+    fn at(s: &str) -> LocalTime {
+        chrono::DateTime::parse_from_rfc3339(s).unwrap()
     }
 
     #[test]

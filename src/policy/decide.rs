@@ -31,29 +31,32 @@ pub struct Decider {
     pub mode: Mode,
     pub live: Arc<LiveSettings>,
     pub counters: UsageCounters,
-    pub clock: Clock,
+    pub clock: Arc<Clock>,
 }
 
 impl Decider {
     /// Runs the live policy set on `r` and gates the verdict by mode.
     pub fn decide(&self, r: &Request<'_>) -> Gated {
         let now = self.clock.now();
-        let input = document(&InputParts {
-            vendor: r.vendor,
-            endpoint: r.endpoint,
-            method: r.method,
-            path: r.path,
-            facts: r.facts,
-            client_ip: r.client_ip,
-            device: r.device,
-            now,
-            usage: r
-                .client_ip
-                .map(|ip| self.counters.get(ip, now))
-                .unwrap_or_default(),
-            mode: self.mode,
-        });
         let live = self.live.get();
+        let input = document(
+            &InputParts {
+                vendor: r.vendor,
+                endpoint: r.endpoint,
+                method: r.method,
+                path: r.path,
+                facts: r.facts,
+                client_ip: r.client_ip,
+                device: r.device,
+                now,
+                usage: r
+                    .client_ip
+                    .map(|ip| self.counters.get(ip, now))
+                    .unwrap_or_default(),
+                mode: self.mode,
+            },
+            live.policies.reads(),
+        );
         let timer = Instant::now();
         let mut verdict = live.policies.evaluate(&input, None);
         metrics::POLICY_EVAL.observe(timer.elapsed().as_secs_f64());

@@ -68,14 +68,16 @@ impl LiveSettings {
 pub type Load =
     Box<dyn Fn() -> Result<Live, Box<dyn std::error::Error + Send + Sync>> + Send + Sync>;
 
-/// Listens for SIGHUP and reloads.
+/// Listens for SIGHUP and reloads (the router's time zone too).
 pub struct Reloader {
     pub live: Arc<LiveSettings>,
     pub load: Load,
+    pub clock: Arc<super::clock::Clock>,
 }
 
 impl Reloader {
     fn reload(&self) {
+        self.clock.reload_zone();
         match (self.load)() {
             Ok(new) => {
                 let live = self.live.swap(new);

@@ -17,12 +17,15 @@ pub mod decide;
 pub mod gate;
 pub mod input;
 pub mod live;
+pub mod reads;
 
 pub use crate::kinds::Action;
 
+use reads::Reads;
 use regorus::languages::rego::compiler::Compiler;
 use regorus::rvm::{Program, RegoVM};
 use regorus::{CompiledPolicy, Engine, Value};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -147,7 +150,32 @@ struct Policy {
     compiled: CompiledPolicy,
     /// The RVM program and idle VMs ready to run it; `None`: the interpreter runs this policy.
     vm: Option<VmPool>,
+    /// The parts of `input` it reads.
+    reads: Reads,
+    /// How its decision is found without running it, where that is sound.
+    shortcut: Shortcut,
 }
+
+/// A decision: the action and the reason.
+type Decision = (Action, String);
+
+/// Policies are pure functions of the input they read and `data` (unless they call a clock,
+/// random or network builtin). So a policy that reads nothing from `input` is decided once at
+/// load, and a decision for input values already seen is remembered.
+enum Shortcut {
+    /// Evaluate every time.
+    None,
+    /// Reads nothing from `input`: this is its decision.
+    Constant(Decision),
+    /// Decisions by the values at the paths it reads (small values only: a long prompt is
+    /// never a key).
+    Memo(Mutex<BTreeMap<Vec<Value>, Decision>>),
+}
+
+/// Remembered decisions per policy, at most; past it the memory starts over.
+const MEMO_ENTRIES: usize = 4096;
+/// A value larger than this (in string bytes or items) is not worth remembering by.
+const MEMO_VALUE_LIMIT: usize = 128;
 
 /// VMs are reused: a fresh one costs about as much as running the program.
 struct VmPool {
@@ -200,6 +228,8 @@ impl VmPool {
 
 pub struct PolicySet {
     policies: Vec<Policy>,
+    /// What the policies read together: the document the proxy builds.
+    reads: Reads,
     /// Where they came from, for logs (`(built-in)` for the shipped set).
     pub origin: String,
 }
@@ -248,7 +278,16 @@ impl PolicySet {
                             None
                         }
                     };
-                    policies.push(Policy { name, compiled, vm });
+                    let reads = Reads::of_source(&text);
+                    let mut policy = Policy {
+                        name,
+                        compiled,
+                        vm,
+                        shortcut: Shortcut::None,
+                        reads,
+                    };
+                    policy.shortcut = policy.shortcut(&text);
+                    policies.push(policy);
                 }
                 Err(e) => problems.push(e),
             }
@@ -267,10 +306,20 @@ impl PolicySet {
             }
         }
         if problems.is_empty() {
-            Ok(PolicySet { policies, origin })
+            let reads = Reads::union(policies.iter().map(|p| &p.reads));
+            Ok(PolicySet {
+                policies,
+                reads,
+                origin,
+            })
         } else {
             Err(problems)
         }
+    }
+
+    /// What the loaded policies read of `input` (see `input::document`).
+    pub fn reads(&self) -> &Reads {
+        &self.reads
     }
 
     pub fn names(&self) -> Vec<&str> {
@@ -367,7 +416,56 @@ fn compile(
 }
 
 impl Policy {
-    fn decide(&self, input: &Value) -> Result<(Action, String), EvalError> {
+    /// How this policy can be decided without running it (see `Shortcut`).
+    fn shortcut(&self, source: &str) -> Shortcut {
+        if !reads::is_deterministic(source) || self.reads.is_whole() {
+            return Shortcut::None;
+        }
+        if self.reads.is_nothing() {
+            let empty = Value::from(BTreeMap::<Value, Value>::new());
+            return match self.run(&empty) {
+                Ok(d) => Shortcut::Constant(d),
+                Err(_) => Shortcut::None,
+            };
+        }
+        Shortcut::Memo(Mutex::new(BTreeMap::new()))
+    }
+
+    fn decide(&self, input: &Value) -> Result<Decision, EvalError> {
+        match &self.shortcut {
+            Shortcut::None => self.run(input),
+            Shortcut::Constant(d) => Ok(d.clone()),
+            Shortcut::Memo(memo) => {
+                let Some(key) = self.memo_key(input) else {
+                    return self.run(input);
+                };
+                if let Some(d) = memo.lock().ok().and_then(|m| m.get(&key).cloned()) {
+                    return Ok(d);
+                }
+                let d = self.run(input)?;
+                if let Ok(mut m) = memo.lock() {
+                    if m.len() >= MEMO_ENTRIES {
+                        m.clear();
+                    }
+                    m.insert(key, d.clone());
+                }
+                Ok(d)
+            }
+        }
+    }
+
+    /// The values at the paths this policy reads, when all are small.
+    fn memo_key(&self, input: &Value) -> Option<Vec<Value>> {
+        self.reads
+            .paths()
+            .map(|path| {
+                let v = path.iter().fold(input, |v, k| &v[k.as_str()]);
+                small(v).then(|| v.clone())
+            })
+            .collect()
+    }
+
+    fn run(&self, input: &Value) -> Result<Decision, EvalError> {
         let out = match &self.vm {
             Some(pool) => pool.eval(input)?,
             None => self.interpret(input)?,
@@ -377,6 +475,19 @@ impl Policy {
 
     fn interpret(&self, input: &Value) -> Result<Value, EvalError> {
         self.compiled.eval_with_input(input.clone()).map_err(engine)
+    }
+}
+
+/// Whether `v` is small enough to remember decisions by.
+fn small(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.len() <= MEMO_VALUE_LIMIT,
+        Value::Array(a) => a.len() <= MEMO_VALUE_LIMIT && a.iter().all(small),
+        Value::Set(a) => a.len() <= MEMO_VALUE_LIMIT && a.iter().all(small),
+        Value::Object(o) => {
+            o.len() <= MEMO_VALUE_LIMIT && o.iter().all(|(k, v)| small(k) && small(v))
+        }
+        Value::Null | Value::Bool(_) | Value::Number(_) | Value::Undefined => true,
     }
 }
 

@@ -253,3 +253,67 @@ fn a_runaway_policy_is_an_error_that_allows_not_a_stuck_proxy() {
     assert_eq!(v.action, Action::Allow);
     assert_eq!(v.errors.len(), 1, "{v:?}");
 }
+
+#[test]
+fn shortcuts_never_change_a_decision() {
+    let set = shipped();
+    let shortcut = |name: &str| match &set
+        .policies
+        .iter()
+        .find(|p| p.name == name)
+        .unwrap()
+        .shortcut
+    {
+        Shortcut::None => "none",
+        Shortcut::Constant(_) => "constant",
+        Shortcut::Memo(_) => "memo",
+    };
+    assert_eq!(shortcut("home_default"), "constant");
+    assert_eq!(shortcut("bedtime"), "memo");
+    assert_eq!(shortcut("homework"), "memo");
+    let long = "my homework: ".repeat(20);
+    for round in 0..2 {
+        for hour in [0, 12, 21, 23] {
+            for prompt in ["hi", "my homework please", long.as_str()] {
+                for (kinds, used) in [(&[][..], 0), (&["email"][..], 60)] {
+                    let doc = input(hour, prompt, kinds, used);
+                    for p in &set.policies {
+                        assert_eq!(
+                            p.decide(&doc).unwrap(),
+                            p.run(&doc).unwrap(),
+                            "{} round {round} at {hour} on {prompt:?}",
+                            p.name
+                        );
+                    }
+                }
+            }
+        }
+    }
+    // remembered: bedtime saw 4 hours; the long prompt is never a key
+    let Shortcut::Memo(m) = &set
+        .policies
+        .iter()
+        .find(|p| p.name == "homework")
+        .unwrap()
+        .shortcut
+    else {
+        panic!()
+    };
+    assert_eq!(
+        m.lock().unwrap().len(),
+        2,
+        "only the short prompts are remembered"
+    );
+}
+
+#[test]
+fn a_policy_that_asks_the_clock_is_never_remembered() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("clocky.rego"),
+        "package yori.clocky\nimport rego.v1\ndecision := {\"action\": \"allow\", \"reason\": sprintf(\"%d\", [time.now_ns()])} if input.time.hour > 0\n",
+    )
+    .unwrap();
+    let set = PolicySet::load(&Source::Directory(dir.path().into()), None, &json!({})).unwrap();
+    assert!(matches!(set.policies[0].shortcut, Shortcut::None));
+}
