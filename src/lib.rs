@@ -24,7 +24,7 @@ pub(crate) mod alerts;
 pub mod audit;
 pub mod cli;
 pub mod config;
-pub(crate) mod inspect;
+pub mod inspect;
 pub mod kinds;
 pub(crate) mod metrics;
 pub mod policy;

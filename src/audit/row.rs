@@ -95,8 +95,8 @@ impl AuditRow {
         let chars = config.prompt_preview_chars;
         let prompt_preview = facts.filter(|_| chars > 0).map(|f| {
             if config.redact_preview && !f.sensitive_kinds.is_empty() {
-                // redact the full prompt first, so an item cut by the preview boundary is hidden
-                preview(&pii::redact(&f.prompt), chars).to_string()
+                // redact before cutting, so an item cut by the preview boundary is hidden
+                pii::redacted_preview(&f.prompt, chars)
             } else {
                 preview(&f.prompt, chars).to_string()
             }

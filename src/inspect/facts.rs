@@ -14,6 +14,8 @@ pub struct RequestFacts {
     /// Characters of text in the whole request (all messages): the basis of token estimates.
     pub text_chars: usize,
     pub sensitive_kinds: Vec<&'static str>,
+    /// The personal-data scan stopped at its bound (`pii::MAX_SCAN_BYTES`, `MAX_ITEMS`).
+    pub scan_cut: bool,
 }
 
 impl RequestFacts {
@@ -23,8 +25,10 @@ impl RequestFacts {
 
     /// The parsed facts, with the personal data found in the prompt.
     pub fn from_parsed(p: Parsed) -> RequestFacts {
+        let scan = super::pii::scan(&p.prompt);
         RequestFacts {
-            sensitive_kinds: super::pii::scan(&p.prompt),
+            sensitive_kinds: scan.kinds,
+            scan_cut: scan.cut,
             model: p.model,
             stream: p.stream,
             prompt: p.prompt,

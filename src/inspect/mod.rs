@@ -3,6 +3,6 @@
 //! tokens used. Which field holds what is each provider's knowledge (`providers`); the parsing
 //! machinery is here.
 
-pub(crate) mod facts;
-pub(crate) mod pii;
-pub(crate) mod usage;
+pub mod facts;
+pub mod pii;
+pub mod usage;

@@ -10,7 +10,7 @@ use std::io::Write;
 
 /// Folds one response document or stream event into the running usage: each provider's
 /// knowledge of where its vendor puts the token counts (`providers::Provider::absorb_usage`).
-pub(crate) type Absorb = fn(&Value, &mut Usage);
+pub type Absorb = fn(&Value, &mut Usage);
 
 const MAX_JSON_BYTES: usize = 8 << 20;
 /// An SSE event larger than this is skipped (never a usage event).
@@ -26,7 +26,7 @@ pub struct Usage {
 
 /// Final token counts for the audit row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) struct Tokens {
+pub struct Tokens {
     pub prompt: u64,
     pub response: u64,
     pub estimated: bool,
@@ -41,13 +41,46 @@ pub(crate) fn estimate(chars: usize) -> u64 {
     }
 }
 
+/// The inflated copy of one body, at most; past it usage is estimated, not read (a small
+/// compressed chunk can inflate to gigabytes).
+pub(crate) const MAX_INFLATED_BYTES: usize = 16 << 20;
+
+/// A writer that takes at most `room` bytes in all, then fails, which stops a decoder mid-chunk.
+struct Capped {
+    buf: Vec<u8>,
+    room: usize,
+}
+
+impl Write for Capped {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if data.len() > self.room {
+            self.room = 0;
+            return Err(std::io::Error::other("inflated copy over its cap"));
+        }
+        self.room -= data.len();
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn capped() -> Capped {
+    Capped {
+        buf: Vec::new(),
+        room: MAX_INFLATED_BYTES,
+    }
+}
+
 enum Inflate {
     Identity,
-    Gzip(flate2::write::GzDecoder<Vec<u8>>),
-    Deflate(flate2::write::ZlibDecoder<Vec<u8>>),
-    Brotli(Box<brotli_decompressor::DecompressorWriter<Vec<u8>>>),
-    Zstd(zstd::stream::write::Decoder<'static, Vec<u8>>),
-    /// Unknown encoding or a corrupt stream: stop reading, keep forwarding.
+    Gzip(flate2::write::GzDecoder<Capped>),
+    Deflate(flate2::write::ZlibDecoder<Capped>),
+    Brotli(Box<brotli_decompressor::DecompressorWriter<Capped>>),
+    Zstd(zstd::stream::write::Decoder<'static, Capped>),
+    /// Unknown encoding, a corrupt stream, or over the cap: stop reading, keep forwarding.
     Failed,
 }
 
@@ -55,29 +88,30 @@ impl Inflate {
     fn new(encoding: Option<&str>) -> Inflate {
         match encoding.map(|e| e.trim().to_ascii_lowercase()).as_deref() {
             None | Some("") | Some("identity") => Inflate::Identity,
-            Some("gzip") | Some("x-gzip") => {
-                Inflate::Gzip(flate2::write::GzDecoder::new(Vec::new()))
-            }
-            Some("deflate") => Inflate::Deflate(flate2::write::ZlibDecoder::new(Vec::new())),
+            Some("gzip") | Some("x-gzip") => Inflate::Gzip(flate2::write::GzDecoder::new(capped())),
+            Some("deflate") => Inflate::Deflate(flate2::write::ZlibDecoder::new(capped())),
             Some("br") => Inflate::Brotli(Box::new(brotli_decompressor::DecompressorWriter::new(
-                Vec::new(),
+                capped(),
                 4096,
             ))),
             Some("zstd") => {
-                zstd::stream::write::Decoder::new(Vec::new()).map_or(Inflate::Failed, Inflate::Zstd)
+                zstd::stream::write::Decoder::new(capped()).map_or(Inflate::Failed, Inflate::Zstd)
             }
             Some(_) => Inflate::Failed,
         }
     }
 
-    /// Plain bytes for `chunk`, or `None` when this body cannot be read.
-    fn feed(&mut self, chunk: &[u8]) -> Option<Vec<u8>> {
+    /// Runs `f` on the plain bytes of `chunk`; `false` when this body cannot be read (any more).
+    fn feed(&mut self, chunk: &[u8], f: impl FnOnce(&[u8])) -> bool {
         fn run<W: Write>(w: &mut W, chunk: &[u8]) -> bool {
             w.write_all(chunk).and_then(|_| w.flush()).is_ok()
         }
         let ok = match self {
-            Inflate::Identity => return Some(chunk.to_vec()),
-            Inflate::Failed => return None,
+            Inflate::Identity => {
+                f(chunk);
+                return true;
+            }
+            Inflate::Failed => return false,
             Inflate::Gzip(d) => run(d, chunk),
             Inflate::Deflate(d) => run(d, chunk),
             Inflate::Brotli(d) => run(d.as_mut(), chunk),
@@ -85,30 +119,38 @@ impl Inflate {
         };
         if !ok {
             *self = Inflate::Failed;
-            return None;
+            return false;
         }
-        Some(match self {
-            Inflate::Gzip(d) => std::mem::take(d.get_mut()),
-            Inflate::Deflate(d) => std::mem::take(d.get_mut()),
-            Inflate::Brotli(d) => std::mem::take(d.get_mut()),
-            Inflate::Zstd(d) => std::mem::take(d.get_mut()),
-            Inflate::Identity | Inflate::Failed => Vec::new(),
-        })
+        let out = match self {
+            Inflate::Gzip(d) => &mut d.get_mut().buf,
+            Inflate::Deflate(d) => &mut d.get_mut().buf,
+            Inflate::Brotli(d) => &mut d.get_mut().buf,
+            Inflate::Zstd(d) => &mut d.get_mut().buf,
+            Inflate::Identity | Inflate::Failed => return true,
+        };
+        f(out);
+        out.clear();
+        true
     }
 }
 
 /// Watches one response body.
-pub(crate) struct UsageTap {
+pub struct UsageTap {
     absorb: Absorb,
     sse: bool,
     inflate: Inflate,
+    /// SSE: the unfinished event; JSON: the answer so far.
     buf: Vec<u8>,
+    /// SSE: where the search for the next event's end resumes (nothing before it ends one).
+    scanned: usize,
     skipping_event: bool,
+    /// Usage could not be read whole (corrupt or over-large body): it is estimated.
+    pub unread: bool,
     pub usage: Usage,
 }
 
 impl UsageTap {
-    pub(crate) fn new(
+    pub fn new(
         absorb: Absorb,
         content_type: Option<&str>,
         content_encoding: Option<&str>,
@@ -120,40 +162,62 @@ impl UsageTap {
             sse,
             inflate: Inflate::new(content_encoding),
             buf: Vec::new(),
+            scanned: 0,
             skipping_event: false,
+            unread: false,
             usage: Usage::default(),
         }
     }
 
-    pub(crate) fn feed(&mut self, chunk: &[u8]) {
-        let Some(plain) = self.inflate.feed(chunk) else {
+    pub fn feed(&mut self, chunk: &[u8]) {
+        let mut inflate = std::mem::replace(&mut self.inflate, Inflate::Failed);
+        let readable = inflate.feed(chunk, |plain| self.take(plain));
+        self.inflate = inflate;
+        if !readable {
+            self.unread = true;
+            self.buf = Vec::new();
+        }
+    }
+
+    fn take(&mut self, plain: &[u8]) {
+        if self.unread {
             return;
-        };
+        }
         if !self.sse {
             if self.buf.len() + plain.len() <= MAX_JSON_BYTES {
-                self.buf.extend_from_slice(&plain);
+                self.buf.extend_from_slice(plain);
+            } else {
+                self.unread = true;
+                self.buf = Vec::new();
             }
             return;
         }
-        self.buf.extend_from_slice(&plain);
+        self.buf.extend_from_slice(plain);
         let mut start = 0;
-        while let Some((end, sep)) = find_event_end(&self.buf[start..]) {
+        while let Some((end, sep)) = find_event_end(&self.buf[start..], self.scanned - start) {
             let event = &self.buf[start..start + end];
             if !self.skipping_event {
                 absorb_event(self.absorb, event, &mut self.usage);
             }
             self.skipping_event = false;
             start += end + sep;
+            self.scanned = start;
         }
         self.buf.drain(..start);
+        // a separator may straddle the next chunk: resume two bytes back
+        self.scanned = self.buf.len().saturating_sub(2);
         if self.buf.len() > MAX_EVENT_BYTES {
             self.buf.clear();
+            self.scanned = 0;
             self.skipping_event = true;
         }
     }
 
     /// Call once at the end of the body (or when the exchange ends early).
-    pub(crate) fn finish(&mut self) {
+    pub fn finish(&mut self) {
+        if self.unread {
+            return;
+        }
         if self.sse {
             let rest = std::mem::take(&mut self.buf);
             if !self.skipping_event {
@@ -166,7 +230,7 @@ impl UsageTap {
     }
 
     /// Tokens as reported, or estimated from text (flagged) where the vendor sent none.
-    pub(crate) fn tokens(&self, request_text_chars: usize) -> Tokens {
+    pub fn tokens(&self, request_text_chars: usize) -> Tokens {
         let u = &self.usage;
         Tokens {
             prompt: u.prompt.unwrap_or_else(|| estimate(request_text_chars)),
@@ -176,8 +240,10 @@ impl UsageTap {
     }
 }
 
-fn find_event_end(b: &[u8]) -> Option<(usize, usize)> {
-    let mut i = 0;
+/// The end of the first event in `b` (a blank line: `\n\n` or `\n\r\n`), searching from
+/// `from`: (where the event ends, the separator's length).
+fn find_event_end(b: &[u8], from: usize) -> Option<(usize, usize)> {
+    let mut i = from;
     while i + 1 < b.len() {
         if b[i] == b'\n' {
             if b[i + 1] == b'\n' {
@@ -339,5 +405,119 @@ mod tests {
                 estimated: false
             }
         );
+    }
+
+    fn compressed(kind: &str, data: &[u8]) -> Vec<u8> {
+        match kind {
+            "gzip" => {
+                let mut e =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                e.write_all(data).unwrap();
+                e.finish().unwrap()
+            }
+            "deflate" => {
+                let mut e =
+                    flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+                e.write_all(data).unwrap();
+                e.finish().unwrap()
+            }
+            "zstd" => zstd::encode_all(data, 3).unwrap(),
+            _ => data.to_vec(),
+        }
+    }
+
+    #[test]
+    fn every_split_point_gives_the_same_usage_for_every_encoding() {
+        for enc in ["identity", "gzip", "deflate", "zstd"] {
+            let body = compressed(enc, STREAM);
+            let whole = {
+                let mut t = UsageTap::new(absorb, Some("text/event-stream"), Some(enc));
+                t.feed(&body);
+                t.finish();
+                (t.usage.clone(), t.tokens(0))
+            };
+            assert_eq!(whole.1.response, 5, "{enc}");
+            for k in 0..=body.len() {
+                let mut t = UsageTap::new(absorb, Some("text/event-stream"), Some(enc));
+                t.feed(&body[..k]);
+                t.feed(&body[k..]);
+                t.finish();
+                assert_eq!((t.usage.clone(), t.tokens(0)), whole, "{enc} split at {k}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_compression_bomb_is_capped_and_usage_estimated() {
+        // 64 MiB of zeros, zstd-compressed to a few KiB: four times the cap
+        let bomb = zstd::encode_all(&vec![0u8; 64 << 20][..], 19).unwrap();
+        assert!(bomb.len() < 64 << 10, "{}", bomb.len());
+        let t = tap_pieces(absorb, "application/json", Some("zstd"), &bomb);
+        assert!(t.unread);
+        assert!(t.tokens(8).estimated);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        for _ in 0..64 {
+            gz.write_all(&vec![b'a'; 1 << 20]).unwrap();
+        }
+        let bomb = gz.finish().unwrap();
+        let mut t = UsageTap::new(absorb, Some("text/event-stream"), Some("gzip"));
+        for piece in bomb.chunks(64 << 10) {
+            t.feed(piece);
+        }
+        t.finish();
+        assert!(
+            t.unread && t.buf.capacity() == 0,
+            "nothing kept past the cap"
+        );
+    }
+
+    #[test]
+    fn one_huge_event_in_small_pieces_is_read_in_linear_time() {
+        // 4 MiB without a blank line, then a usage event: skipped, then read
+        let mut body = b"data: ".to_vec();
+        body.extend(std::iter::repeat_n(b'x', 4 << 20));
+        body.extend_from_slice(b"\n\ndata: {\"usage\": {\"in\": 1, \"out\": 2}}\n\n");
+        let mut t = UsageTap::new(absorb, Some("text/event-stream"), None);
+        for piece in body.chunks(512) {
+            t.feed(piece);
+        }
+        t.finish();
+        assert_eq!(t.tokens(0).response, 2);
+        assert!(t.buf.len() <= MAX_EVENT_BYTES);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+
+        #[test]
+        fn arbitrary_bytes_in_arbitrary_pieces_never_panic(
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2000),
+            cut in 1usize..64,
+            sse in proptest::prelude::any::<bool>(),
+            enc in proptest::sample::select(vec!["identity", "gzip", "deflate", "br", "zstd", "bogus"]),
+        ) {
+            let ct = if sse { "text/event-stream" } else { "application/json" };
+            let mut t = UsageTap::new(absorb, Some(ct), Some(enc));
+            for piece in body.chunks(cut) {
+                t.feed(piece);
+            }
+            t.finish();
+            let _ = t.tokens(body.len());
+        }
+
+        #[test]
+        fn sse_events_split_anywhere_read_the_same(cuts in proptest::collection::vec(0usize..200, 0..6)) {
+            let mut points: Vec<usize> = cuts.into_iter().map(|c| c % (STREAM.len() + 1)).collect();
+            points.sort_unstable();
+            let mut t = UsageTap::new(absorb, Some("text/event-stream"), None);
+            let mut at = 0;
+            for p in points {
+                t.feed(&STREAM[at..p]);
+                at = p;
+            }
+            t.feed(&STREAM[at..]);
+            t.finish();
+            proptest::prop_assert_eq!(t.tokens(0), Tokens { prompt: 12, response: 5, estimated: false });
+        }
     }
 }

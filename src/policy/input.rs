@@ -148,6 +148,7 @@ mod tests {
             message_count: 2,
             text_chars: 20,
             sensitive_kinds: vec!["email"],
+            scan_cut: false,
         }
     }
 

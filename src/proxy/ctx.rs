@@ -149,6 +149,8 @@ pub(crate) struct RequestCtx {
     pub upstream_done: Option<Instant>,
     pub response_bytes: u64,
     pub usage: Option<UsageTap>,
+    /// The upstream socket held back until the body is written (see `upstream::cork`).
+    pub corked: Option<std::os::unix::io::RawFd>,
 }
 
 impl RequestCtx {
@@ -165,6 +167,7 @@ impl RequestCtx {
             upstream_done: None,
             response_bytes: 0,
             usage: None,
+            corked: None,
         }
     }
 

@@ -195,6 +195,43 @@ impl ProxyHttp for Gateway {
         ))
     }
 
+    async fn connected_to_upstream(
+        &self,
+        _session: &mut Session,
+        _reused: bool,
+        _peer: &HttpPeer,
+        fd: std::os::unix::io::RawFd,
+        _digest: Option<&pingora_core::protocols::Digest>,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        // one pass with a body: Pingora flushes the header, then writes the body from its retry
+        // buffer; corked, both leave together (released in `request_body_filter`)
+        if let Leg::OnePass(x) = &ctx.leg {
+            if x.request.request_bytes > 0 {
+                upstream::cork(fd, true);
+                ctx.corked = Some(fd);
+            }
+        }
+        Ok(())
+    }
+
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        _body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if end_of_stream {
+            if let Some(fd) = ctx.corked.take() {
+                // the body is written right after this filter, in the same poll of the same
+                // task; a task spawned now runs after it (the worker's next task)
+                tokio::spawn(async move { upstream::cork(fd, false) });
+            }
+        }
+        Ok(())
+    }
+
     async fn upstream_request_filter(
         &self,
         _session: &mut Session,
@@ -257,6 +294,9 @@ impl ProxyHttp for Gateway {
         e: &Error,
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
+        if let Some(fd) = ctx.corked.take() {
+            upstream::cork(fd, false);
+        }
         let answered = session.response_written().is_some();
         let from_device = e.esource() == &pingora_core::ErrorSource::Downstream;
         let pe = if from_device {

@@ -85,3 +85,32 @@ pub(super) fn peer(addr: SocketAddr, upstream: &Upstream, limits: &Limits) -> Bo
     peer.options.idle_timeout = Some(limits.idle_timeout);
     Box::new(peer)
 }
+
+/// Holds back (`true`) or releases (`false`) what is written to an upstream socket, so that the
+/// request header and a body already in hand leave in one transmission: Pingora writes and
+/// flushes the header before it writes the body. Linux `TCP_CORK`, FreeBSD `TCP_NOPUSH`; a
+/// failure only costs the coalescing, so it is ignored.
+pub(super) fn cork(fd: std::os::unix::io::RawFd, on: bool) {
+    #[cfg(target_os = "linux")]
+    let option = libc::TCP_CORK;
+    #[cfg(target_os = "freebsd")]
+    let option = libc::TCP_NOPUSH;
+    #[cfg(any(target_os = "linux", target_os = "freebsd"))]
+    {
+        let value: libc::c_int = on.into();
+        // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from a live local; an fd that is
+        // no longer a TCP socket makes it fail with an error, nothing else.
+        #[allow(unsafe_code)]
+        let _ = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::IPPROTO_TCP,
+                option,
+                (&value as *const libc::c_int).cast(),
+                size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "freebsd")))]
+    let _ = (fd, on);
+}
