@@ -23,6 +23,8 @@ fn main() {
         .and_then(|a| a.parse().ok())
         .unwrap_or(20_000);
     let clock = yori::policy::clock::Clock::default();
+    // ONLY=homework times one policy
+    let only = std::env::var("ONLY").ok();
     let set =
         PolicySet::load(&Source::BuiltIn, None, &serde_json::json!({})).expect("shipped policies");
     let filler = "please summarise the water cycle for a school project. ".repeat(16);
@@ -69,7 +71,7 @@ fn main() {
                 },
                 set.reads(),
             );
-            let v = set.evaluate(&input, None);
+            let v = set.evaluate(&input, only.as_deref());
             times.push(t.elapsed());
             last = Some(v);
         }

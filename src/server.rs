@@ -10,7 +10,7 @@ use crate::policy::counters::{Seed, UsageCounters};
 use crate::policy::decide::Decider;
 use crate::policy::live::{LiveSettings, Reloader};
 use crate::proxy::route::Router;
-use crate::proxy::{Gateway, Resolver, Shared};
+use crate::proxy::{Gateway, Offload, Resolver, Shared};
 use pingora_core::apps::HttpServerOptions;
 use pingora_core::server::configuration::{Opt, ServerConf};
 use pingora_core::server::Server;
@@ -116,6 +116,7 @@ pub fn build(
         }),
         alerts,
         admin: AdminState::new(&config),
+        offload: Offload::start(config.server.inspection_threads),
         config,
     });
     let proxy = proxy_service(&server, &shared, certs)?;

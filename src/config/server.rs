@@ -7,6 +7,9 @@ use std::path::PathBuf;
 pub struct ServerSettings {
     /// `threads`: worker threads of the proxy service.
     pub threads: usize,
+    /// `inspection_threads`: threads that work out, in observe and advisory modes, a request's
+    /// facts and verdict while the vendor answers (0: on the proxy threads).
+    pub inspection_threads: usize,
     /// `pid_file`: written in daemon mode.
     pub pid_file: PathBuf,
     /// `upgrade_sock`: where a new process (`yori -u`) takes over the listening sockets.
@@ -25,6 +28,7 @@ impl Default for ServerSettings {
     fn default() -> Self {
         ServerSettings {
             threads: 1,
+            inspection_threads: 1,
             pid_file: "/var/run/yori.pid".into(),
             upgrade_sock: "/var/run/yori_upgrade.sock".into(),
             grace_period_seconds: 5,
@@ -42,6 +46,9 @@ impl ServerSettings {
             threads: s
                 .uint("threads", 1, 256, p)
                 .map_or(d.threads, |n| n as usize),
+            inspection_threads: s
+                .uint("inspection_threads", 0, 64, p)
+                .map_or(d.inspection_threads, |n| n as usize),
             pid_file: s.path("pid_file", p).unwrap_or(d.pid_file),
             upgrade_sock: s.path("upgrade_sock", p).unwrap_or(d.upgrade_sock),
             grace_period_seconds: s

@@ -12,7 +12,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
-use tokio::task::JoinHandle;
+use tokio::sync::oneshot;
 
 /// A vendor request as it arrived, for its audit row.
 #[derive(Debug, Clone)]
@@ -34,15 +34,15 @@ pub(crate) struct VendorRequest {
 #[derive(Debug)]
 pub(crate) struct Exchange {
     pub request: VendorRequest,
-    pub facts: Arc<RequestFacts>,
     /// Path sent upstream: the endpoint's `upstream` base path + the vendor path.
     pub upstream_path: String,
     /// Host header sent upstream.
     pub domain: String,
     /// Resolved upstream address.
     pub addr: SocketAddr,
-    /// The policy verdict after the mode gate (not blocked, or it would not be forwarded).
-    pub policy: PolicySlot,
+    /// What the request asked and the verdict after the mode gate (not blocked, or it would not
+    /// be forwarded): known at once in enforce mode, worked out meanwhile in the others.
+    pub inspection: InspectionSlot,
     /// How the exchange ended: the first word wins. On the long-body path the parent says
     /// `ClientClosed` before the subrequest can see the broken pipe it leaves behind.
     outcome: OnceLock<Outcome>,
@@ -51,18 +51,16 @@ pub(crate) struct Exchange {
 impl Exchange {
     pub(crate) fn new(
         request: VendorRequest,
-        facts: Arc<RequestFacts>,
         upstream_path: String,
         domain: String,
         addr: SocketAddr,
     ) -> Exchange {
         Exchange {
             request,
-            facts,
             upstream_path,
             domain,
             addr,
-            policy: PolicySlot::default(),
+            inspection: InspectionSlot::default(),
             outcome: OnceLock::new(),
         }
     }
@@ -73,38 +71,48 @@ impl Exchange {
     }
 }
 
-/// A verdict known at once (enforce mode) or still being worked out by its own task.
-#[derive(Debug, Default)]
-pub(crate) struct PolicySlot {
-    done: OnceLock<Gated>,
-    pending: Mutex<Option<JoinHandle<Gated>>>,
+/// A request's facts and its verdict.
+#[derive(Debug)]
+pub(crate) struct Inspection {
+    pub facts: Arc<RequestFacts>,
+    pub verdict: Gated,
 }
 
-impl PolicySlot {
-    pub(crate) fn set(&self, g: Gated) {
-        let _ = self.done.set(g);
+/// An inspection known at once, or still being worked out elsewhere (`offload`).
+#[derive(Debug, Default)]
+pub(crate) struct InspectionSlot {
+    done: OnceLock<Inspection>,
+    pending: Mutex<Option<oneshot::Receiver<Inspection>>>,
+}
+
+impl InspectionSlot {
+    pub(crate) fn set(&self, i: Inspection) {
+        let _ = self.done.set(i);
     }
 
-    pub(crate) fn defer(&self, task: JoinHandle<Gated>) {
+    pub(crate) fn defer(&self, pending: oneshot::Receiver<Inspection>) {
         if let Ok(mut p) = self.pending.lock() {
-            *p = Some(task);
+            *p = Some(pending);
         }
     }
 
-    /// Waits for a deferred verdict (at once when it is known).
+    /// Waits for a deferred inspection (at once when it is known).
     pub(crate) async fn settle(&self) {
-        let task = self.pending.lock().ok().and_then(|mut p| p.take());
-        if let Some(task) = task {
-            let g = task.await.unwrap_or_else(|e| {
-                log::error!("policy task failed, request recorded as allowed error={e}");
-                Gated::failed(format!("policy task failed: {e}"))
+        let pending = self.pending.lock().ok().and_then(|mut p| p.take());
+        if let Some(pending) = pending {
+            let i = pending.await.unwrap_or_else(|_| {
+                log::error!("request inspection failed, request recorded as allowed");
+                Inspection {
+                    facts: Arc::default(),
+                    verdict: Gated::failed("inspection failed".into()),
+                }
             });
-            self.set(g);
+            self.set(i);
         }
     }
 
-    /// The verdict, once known (after `settle`).
-    pub(crate) fn get(&self) -> Option<&Gated> {
+    /// The inspection, once known (after `settle`).
+    pub(crate) fn get(&self) -> Option<&Inspection> {
         self.done.get()
     }
 }
@@ -287,7 +295,6 @@ mod tests {
 
         let x = Arc::new(Exchange::new(
             request(),
-            Arc::default(),
             "/".into(),
             "api.openai.com".into(),
             "127.0.0.1:1".parse().unwrap(),

@@ -7,7 +7,7 @@
 //! subrequest with the body preset; the subrequest connects to the vendor and streams the answer
 //! back through the parent.
 
-use super::ctx::{Exchange, Leg, RequestCtx, VendorRequest};
+use super::ctx::{Exchange, Inspection, Leg, RequestCtx, VendorRequest};
 use super::error::ProxyError;
 use super::{capture, report, respond, Shared};
 use crate::config::EndpointId;
@@ -28,6 +28,18 @@ use pingora_proxy::Session;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// The facts of a request body and the policies' verdict on them.
+fn inspect(
+    shared: &Shared,
+    client_ip: Option<IpAddr>,
+    request: &VendorRequest,
+    body: &[u8],
+) -> Inspection {
+    let facts = Arc::new(request.vendor.request_facts(&request.path, body));
+    let verdict = decide(shared, client_ip, request, &facts);
+    Inspection { facts, verdict }
+}
 
 /// Runs the policies on a request and raises the alert the verdict calls for.
 fn decide(
@@ -186,21 +198,21 @@ pub(super) async fn forward(
         }
     };
     let one_pass = !session.as_ref().retry_buffer_truncated();
-    log::debug!("body read bytes={} one_pass={one_pass}", body.len());
     let Some(local) = ctx.local() else {
         return false;
     };
     local.request.request_bytes = body.len();
-    let facts = Arc::new(ep.vendor.request_facts(&local.request.path, &body));
-    local.facts = Some(facts.clone());
     let request = local.request.clone();
-    // Only enforce mode can stop a request. In observe and advisory modes the verdict is
-    // worked out in a task of its own while the vendor answers, so the policies add nothing
-    // before the request goes out; the audit row waits for it (`PolicySlot::settle`).
-    let mut gated = (shared.config.mode == Mode::Enforce)
-        .then(|| decide(shared, ctx.client_ip, &request, &facts));
-    if let Some(g) = gated.take_if(|g| g.block) {
-        answer_block(session, ctx, ep.vendor, g).await;
+    // Only enforce mode can stop a request, so only there are the facts and the verdict worked
+    // out before the request goes on. In observe and advisory modes they are worked out off the
+    // proxy thread while the vendor answers (`offload`); the audit row waits for them.
+    let inline = (shared.config.mode == Mode::Enforce)
+        .then(|| inspect(shared, ctx.client_ip, &request, &body));
+    if let Some(i) = inline.as_ref().filter(|i| i.verdict.block) {
+        if let Some(l) = ctx.local() {
+            l.facts = Some(i.facts.clone());
+        }
+        answer_block(session, ctx, ep.vendor, i.verdict.clone()).await;
         return false;
     }
     let addr = shared
@@ -215,9 +227,10 @@ pub(super) async fn forward(
             .map(|e| ProxyError::BadRequest(e.to_string())),
     };
     if let Some(e) = refusal {
-        let g = gated.unwrap_or_else(|| decide(shared, ctx.client_ip, &request, &facts));
+        let i = inline.unwrap_or_else(|| inspect(shared, ctx.client_ip, &request, &body));
         if let Some(l) = ctx.local() {
-            l.policy = Some(g);
+            l.facts = Some(i.facts);
+            l.policy = Some(i.verdict);
         }
         answer_error(shared, session, ctx, Some(ep.vendor), e).await;
         return false;
@@ -228,18 +241,21 @@ pub(super) async fn forward(
     let upstream_path = format!("{}{}", ep.upstream.base_path, request.path);
     let exchange = Arc::new(Exchange::new(
         request,
-        facts,
         upstream_path,
         ep.domain.clone(),
         addr,
     ));
-    match gated {
-        Some(g) => exchange.policy.set(g),
+    match inline {
+        Some(i) => exchange.inspection.set(i),
         None => {
-            let (x, shared, client_ip) = (exchange.clone(), shared.clone(), ctx.client_ip);
-            exchange.policy.defer(tokio::spawn(async move {
-                decide(&shared, client_ip, &x.request, &x.facts)
-            }));
+            let (request, shared2, client_ip) =
+                (exchange.request.clone(), shared.clone(), ctx.client_ip);
+            let body = body.clone();
+            exchange.inspection.defer(
+                shared
+                    .offload
+                    .run(move || inspect(&shared2, client_ip, &request, &body)),
+            );
         }
     }
     if one_pass {

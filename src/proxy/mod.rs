@@ -10,6 +10,7 @@ mod capture;
 mod ctx;
 mod error;
 mod forward;
+mod offload;
 mod report;
 mod respond;
 pub(crate) mod route;
@@ -17,6 +18,7 @@ mod upstream;
 
 pub(crate) use ctx::RequestCtx;
 pub(crate) use error::ProxyError;
+pub(crate) use offload::Offload;
 pub(crate) use upstream::Resolver;
 
 use crate::admin::{self, AdminState};
@@ -54,6 +56,8 @@ pub(crate) struct Shared {
     pub decider: Arc<Decider>,
     pub alerts: AlertSender,
     pub admin: AdminState,
+    /// Where observe- and advisory-mode inspections run.
+    pub offload: Offload,
 }
 
 pub(crate) struct Gateway {
@@ -344,7 +348,7 @@ impl ProxyHttp for Gateway {
         };
         ctx.end(ended);
         if let Some(x) = ctx.exchange() {
-            x.policy.settle().await;
+            x.inspection.settle().await;
         }
         let shared = &self.shared;
         if let Some(r) = report::build(shared, ctx) {

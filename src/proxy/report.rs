@@ -42,7 +42,10 @@ pub(crate) fn build(shared: &Shared, ctx: &RequestCtx) -> Option<Report> {
     let (facts, policy) = match &ctx.leg {
         Leg::Local(l) => (l.facts.clone(), l.policy.as_ref()),
         _ => match ctx.exchange() {
-            Some(x) => (Some(x.facts.clone()), x.policy.get()),
+            Some(x) => match x.inspection.get() {
+                Some(i) => (Some(i.facts.clone()), Some(&i.verdict)),
+                None => (None, None),
+            },
             None => (None, None),
         },
     };
