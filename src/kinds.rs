@@ -94,6 +94,10 @@ vocabulary! {
         Misdirected => "misdirected_request",
         RequestTooLarge => "request_too_large",
         BadRequest => "bad_request",
+        /// The device did not send its body in time (`limits.body_timeout_ms`).
+        RequestTimeout => "request_timeout",
+        /// YORI holds as many request bytes as it may (`limits.max_buffered_body_bytes`).
+        GatewayBusy => "gateway_busy",
         UpstreamUnreachable => "upstream_unreachable",
         UpstreamTimeout => "upstream_timeout",
         UpstreamBroken => "upstream_broken",

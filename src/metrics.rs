@@ -107,6 +107,38 @@ pub(crate) static UPSTREAM_ERRORS: Lazy<IntCounterVec> = Lazy::new(|| {
     )
 });
 
+pub(crate) static CONNECTIONS_OPEN: Lazy<IntGauge> = Lazy::new(|| {
+    must(
+        register_int_gauge!(
+            "yori_connections_open",
+            "Device connections open now (both listeners)"
+        ),
+        "connections_open",
+    )
+});
+
+pub(crate) static CONNECTIONS_REFUSED: Lazy<IntCounterVec> = Lazy::new(|| {
+    must(
+        register_int_counter_vec!(
+            "yori_connections_refused_total",
+            "Device connections closed at once, by the cap they would pass (max_connections, max_connections_per_client)",
+            &["cap"]
+        ),
+        "connections_refused",
+    )
+});
+
+pub(crate) static DEVICE_TIMEOUTS: Lazy<IntCounterVec> = Lazy::new(|| {
+    must(
+        register_int_counter_vec!(
+            "yori_device_timeouts_total",
+            "Connections closed because a device was too slow, by phase (first_bytes, header, body)",
+            &["phase"]
+        ),
+        "device_timeouts",
+    )
+});
+
 pub(crate) static SEND_PATHS: Lazy<IntCounterVec> = Lazy::new(|| {
     must(
         register_int_counter_vec!(
@@ -270,6 +302,9 @@ pub(crate) fn init(version: &str) {
     Lazy::force(&UPSTREAM_ERRORS);
     Lazy::force(&REFUSED);
     Lazy::force(&SEND_PATHS);
+    Lazy::force(&CONNECTIONS_OPEN);
+    Lazy::force(&CONNECTIONS_REFUSED);
+    Lazy::force(&DEVICE_TIMEOUTS);
     Lazy::force(&POLICY_DECISIONS);
     Lazy::force(&POLICY_EVAL);
     Lazy::force(&POLICY_ERRORS);

@@ -10,8 +10,10 @@ use crate::policy::counters::{Seed, UsageCounters};
 use crate::policy::decide::Decider;
 use crate::policy::live::{LiveSettings, Reloader};
 use crate::proxy::route::Router;
-use crate::proxy::{Gateway, Offload, Resolver, Shared};
-use pingora_core::apps::HttpServerOptions;
+use crate::proxy::{BodyBudget, Edge, Gateway, Offload, Resolver, Shared};
+use pingora_core::listeners::ListenerConfig;
+use pingora_core::protocols::l4::stream::L4BufferSettings;
+use pingora_core::services::listening::Service;
 use pingora_core::server::configuration::{Opt, ServerConf};
 use pingora_core::server::Server;
 use pingora_core::services::background::background_service;
@@ -117,6 +119,7 @@ pub fn build(
         alerts,
         admin: AdminState::new(&config),
         offload: Offload::start(config.server.inspection_threads),
+        body_budget: BodyBudget::new(config.limits.max_buffered_body_bytes),
         config,
     });
     let proxy = proxy_service(&server, &shared, certs)?;
@@ -156,7 +159,7 @@ fn proxy_service(
     server: &Server,
     shared: &Arc<Shared>,
     certs: Option<Arc<crate::tls::Certs>>,
-) -> anyhow::Result<pingora_core::services::listening::Service<pingora_proxy::HttpProxy<Gateway>>> {
+) -> anyhow::Result<Service<Edge>> {
     let config = &shared.config;
     let (listen, tls_listen) = (config.listen, config.tls.listen);
     let names = config
@@ -167,22 +170,28 @@ fn proxy_service(
         .collect::<Vec<_>>()
         .join(",");
     let ca_dir = config.tls.ca_dir.display().to_string();
-    let mut proxy = pingora_proxy::http_proxy_service_with_name(
-        &server.configuration,
-        Gateway::new(shared.clone()),
-        "yori proxy",
+    let proxy = pingora_proxy::http_proxy(&server.configuration, Gateway::new(shared.clone()));
+    let mut service = Service::new(
+        "yori proxy".to_string(),
+        Edge::new(proxy, &config.limits),
     );
-    if let Some(app) = proxy.app_logic_mut() {
-        let mut options = HttpServerOptions::default();
-        options.h2c = true;
-        app.server_options = Some(options);
-    }
-    proxy.add_tcp(&listen.to_string());
+    service.add_listener(ListenerConfig::tcp(listen.to_string()).l4_buffer(READ_BUFFER));
     if let Some(certs) = certs {
         let settings = crate::tls::settings(certs)
             .map_err(|e| anyhow::anyhow!("cannot set up the TLS listener: {e}"))?;
-        proxy.add_tls_with_settings(&tls_listen.to_string(), None, settings);
+        service.add_listener(
+            ListenerConfig::tcp(tls_listen.to_string())
+                .tls(settings)
+                .l4_buffer(READ_BUFFER),
+        );
         log::info!("tls listening addr={tls_listen} names={names} ca_dir={ca_dir}");
     }
-    Ok(proxy)
+    Ok(service)
 }
+
+/// Each device connection's read buffer: one TLS record (Pingora's default is 64 KiB, which is
+/// most of a connection's memory: a thousand idle connections held 64 MB of it).
+const READ_BUFFER: L4BufferSettings = L4BufferSettings {
+    read: Some(16 << 10),
+    write: None,
+};

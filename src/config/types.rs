@@ -71,6 +71,15 @@ fn split_host_port(authority: &str, default_port: u16) -> Option<(String, u16)> 
     }
 }
 
+/// An address as the household knows it: an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`, what a
+/// dual-stack listener reports for IPv4 clients) is the IPv4 address.
+pub fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
 /// An IP network (`192.168.1.0/24`, `::1/128`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cidr {

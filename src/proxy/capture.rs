@@ -3,15 +3,76 @@
 //! the vendor at all.
 
 use super::error::ProxyError;
+use crate::config::Limits;
 use bytes::{Bytes, BytesMut};
 use http::header;
 use pingora_proxy::Session;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
+
+/// Request bytes held in memory at once, all requests together (`limits.max_buffered_body_bytes`).
+pub(crate) struct BodyBudget {
+    held: AtomicUsize,
+    cap: usize,
+}
+
+impl BodyBudget {
+    pub(crate) fn new(cap: usize) -> Arc<BodyBudget> {
+        Arc::new(BodyBudget {
+            held: AtomicUsize::new(0),
+            cap,
+        })
+    }
+
+    /// An empty share of the budget, to grow as the body arrives.
+    pub(crate) fn share(self: &Arc<Self>) -> Share {
+        Share {
+            budget: self.clone(),
+            bytes: 0,
+        }
+    }
+}
+
+/// One request's share of the `BodyBudget`; given back when it is dropped (with the request).
+pub(crate) struct Share {
+    budget: Arc<BodyBudget>,
+    bytes: usize,
+}
+
+impl Share {
+    /// Takes `n` more bytes, or says the budget is spent.
+    fn grow(&mut self, n: usize) -> Result<(), ProxyError> {
+        let before = self.budget.held.fetch_add(n, Ordering::AcqRel);
+        if before + n > self.budget.cap {
+            self.budget.held.fetch_sub(n, Ordering::AcqRel);
+            return Err(ProxyError::Busy);
+        }
+        self.bytes += n;
+        Ok(())
+    }
+}
+
+impl Drop for Share {
+    fn drop(&mut self) {
+        self.budget.held.fetch_sub(self.bytes, Ordering::AcqRel);
+    }
+}
+
+/// A body grows by at most this much at first: a declared Content-Length is not trusted with a
+/// preallocation (a device could declare 16 MiB a thousand times and send nothing).
+const INITIAL_CAPACITY: usize = 64 << 10;
 
 /// Reads the body, answering `Expect: 100-continue` first. Oversized bodies are refused from the
 /// declared Content-Length when there is one (without reading them), or as soon as the running
-/// total passes the limit.
-pub(super) async fn read_body(session: &mut Session, limit: usize) -> Result<Bytes, ProxyError> {
+/// total passes the limit; the bytes held count against the shared `share` of the budget, and the
+/// whole body must arrive within `limits.body_timeout`.
+pub(super) async fn read_body(
+    session: &mut Session,
+    limits: &Limits,
+    share: &mut Share,
+) -> Result<Bytes, ProxyError> {
+    let limit = limits.max_body_bytes;
     let declared = session
         .req_header()
         .headers
@@ -33,17 +94,28 @@ pub(super) async fn read_body(session: &mut Session, limit: usize) -> Result<Byt
             .await
             .map_err(|e| ProxyError::BadRequest(format!("cannot answer 100-continue: {e}")))?;
     }
-    let mut body = BytesMut::with_capacity(declared.unwrap_or(0) as usize);
-    loop {
-        match session.read_request_body().await {
-            Ok(Some(chunk)) => {
-                if body.len() + chunk.len() > limit {
-                    return Err(ProxyError::BodyTooLarge { limit });
+    let mut body =
+        BytesMut::with_capacity((declared.unwrap_or(0) as usize).min(INITIAL_CAPACITY));
+    let reading = async {
+        loop {
+            match session.read_request_body().await {
+                Ok(Some(chunk)) => {
+                    if body.len() + chunk.len() > limit {
+                        return Err(ProxyError::BodyTooLarge { limit });
+                    }
+                    share.grow(chunk.len())?;
+                    body.extend_from_slice(&chunk);
                 }
-                body.extend_from_slice(&chunk);
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(ProxyError::BadRequest(e.etype().as_str().to_lowercase())),
             }
-            Ok(None) => break,
-            Err(e) => return Err(ProxyError::BadRequest(e.etype().as_str().to_lowercase())),
+        }
+    };
+    match tokio::time::timeout(limits.body_timeout, reading).await {
+        Ok(read) => read?,
+        Err(_) => {
+            super::guard::timed_out("body");
+            return Err(ProxyError::BodyTimeout);
         }
     }
     Ok(body.freeze())

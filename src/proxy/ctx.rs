@@ -159,6 +159,8 @@ pub(crate) struct RequestCtx {
     pub usage: Option<UsageTap>,
     /// The upstream socket held back until the body is written (see `upstream::cork`).
     pub corked: Option<std::os::unix::io::RawFd>,
+    /// The request body's share of the memory budget, given back with the context.
+    pub body_share: Option<super::capture::Share>,
 }
 
 impl RequestCtx {
@@ -176,6 +178,7 @@ impl RequestCtx {
             response_bytes: 0,
             usage: None,
             corked: None,
+            body_share: None,
         }
     }
 

@@ -16,6 +16,10 @@ pub(crate) enum ProxyError {
     BodyTooLarge { limit: usize },
     /// The client sent something we could not read (broken framing, early close).
     BadRequest(String),
+    /// The client did not send its body within `limits.body_timeout_ms`.
+    BodyTimeout,
+    /// The bodies held at once would pass `limits.max_buffered_body_bytes`.
+    Busy,
     /// The vendor could not be reached (DNS, connect, TLS).
     UpstreamUnreachable(String),
     /// The vendor did not answer in time.
@@ -31,6 +35,8 @@ impl ProxyError {
             ProxyError::Misdirected | ProxyError::HostMismatch => 421,
             ProxyError::BodyTooLarge { .. } => 413,
             ProxyError::BadRequest(_) => 400,
+            ProxyError::BodyTimeout => 408,
+            ProxyError::Busy => 503,
             ProxyError::UpstreamUnreachable(_) | ProxyError::UpstreamBroken(_) => 502,
             ProxyError::UpstreamTimeout => 504,
         }
@@ -42,6 +48,8 @@ impl ProxyError {
             ProxyError::Misdirected | ProxyError::HostMismatch => ErrorKind::Misdirected,
             ProxyError::BodyTooLarge { .. } => ErrorKind::RequestTooLarge,
             ProxyError::BadRequest(_) => ErrorKind::BadRequest,
+            ProxyError::BodyTimeout => ErrorKind::RequestTimeout,
+            ProxyError::Busy => ErrorKind::GatewayBusy,
             ProxyError::UpstreamUnreachable(_) => ErrorKind::UpstreamUnreachable,
             ProxyError::UpstreamTimeout => ErrorKind::UpstreamTimeout,
             ProxyError::UpstreamBroken(_) => ErrorKind::UpstreamBroken,
@@ -68,6 +76,12 @@ impl ProxyError {
                 format!("yori: request body is larger than the gateway's limit of {limit} bytes")
             }
             ProxyError::BadRequest(why) => format!("yori: could not read the request: {why}"),
+            ProxyError::BodyTimeout => {
+                "yori: the request body did not arrive in time (limits.body_timeout_ms)".into()
+            }
+            ProxyError::Busy => {
+                "yori: the gateway is holding as many requests as it can; try again shortly".into()
+            }
             ProxyError::UpstreamUnreachable(_) => {
                 "yori: the vendor could not be reached from the gateway".into()
             }
@@ -81,7 +95,10 @@ impl ProxyError {
             ProxyError::NotFound | ProxyError::Misdirected | ProxyError::HostMismatch => {
                 log::Level::Info
             }
-            ProxyError::BodyTooLarge { .. } | ProxyError::BadRequest(_) => log::Level::Info,
+            ProxyError::BodyTooLarge { .. }
+            | ProxyError::BadRequest(_)
+            | ProxyError::BodyTimeout
+            | ProxyError::Busy => log::Level::Info,
             ProxyError::UpstreamUnreachable(_)
             | ProxyError::UpstreamTimeout
             | ProxyError::UpstreamBroken(_) => log::Level::Warn,

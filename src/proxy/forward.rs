@@ -102,7 +102,10 @@ pub(super) async fn answer_error(
     );
     if matches!(
         e,
-        ProxyError::BodyTooLarge { .. } | ProxyError::BadRequest(_)
+        ProxyError::BodyTooLarge { .. }
+            | ProxyError::BadRequest(_)
+            | ProxyError::BodyTimeout
+            | ProxyError::Busy
     ) {
         // the rest of the body is unread: this connection cannot carry another request
         session.set_keepalive(None);
@@ -190,7 +193,10 @@ pub(super) async fn forward(
     // Pingora keeps a copy of what is read, up to 64 KiB, and sends it itself when
     // `request_filter` lets the request through
     session.as_mut().enable_retry_buffering();
-    let body = match capture::read_body(session, shared.config.limits.max_body_bytes).await {
+    let mut share = shared.body_budget.share();
+    let read = capture::read_body(session, &shared.config.limits, &mut share).await;
+    ctx.body_share = Some(share);
+    let body = match read {
         Ok(b) => b,
         Err(e) => {
             answer_error(shared, session, ctx, Some(ep.vendor), e).await;

@@ -10,6 +10,7 @@ mod capture;
 mod ctx;
 mod error;
 mod forward;
+mod guard;
 mod offload;
 mod report;
 mod respond;
@@ -18,6 +19,8 @@ mod upstream;
 
 pub(crate) use ctx::RequestCtx;
 pub(crate) use error::ProxyError;
+pub(crate) use capture::BodyBudget;
+pub(crate) use guard::Edge;
 pub(crate) use offload::Offload;
 pub(crate) use upstream::Resolver;
 
@@ -58,6 +61,8 @@ pub(crate) struct Shared {
     pub admin: AdminState,
     /// Where observe- and advisory-mode inspections run.
     pub offload: Offload,
+    /// Request bytes held at once.
+    pub body_budget: Arc<BodyBudget>,
 }
 
 pub(crate) struct Gateway {
@@ -127,11 +132,16 @@ impl ProxyHttp for Gateway {
         true
     }
 
+    async fn early_request_filter(&self, _session: &mut Session, _ctx: &mut RequestCtx) -> Result<()> {
+        guard::mark_header_read();
+        Ok(())
+    }
+
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         ctx.client_ip = session
             .client_addr()
             .and_then(|a| a.as_inet())
-            .map(|a| a.ip());
+            .map(|a| crate::config::types::canonical_ip(a.ip()));
         if let Some(sub) = session.subrequest_ctx.as_ref() {
             // the subrequest: the parent has decided; carry its exchange and go to the vendor
             let exchange = sub
