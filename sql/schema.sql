@@ -1,11 +1,13 @@
--- YORI audit database. Applied by the service itself at start (PRAGMA user_version = schema
--- version); WAL mode, so `sqlite3 audit.db "SELECT COUNT(*) FROM audit_events;"` works while
--- YORI writes. Never stored: API keys, Authorization / x-api-key / x-goog-api-key, cookies.
+-- YORI audit database, schema version 2. Applied by the service itself at start (PRAGMA
+-- user_version = schema version; a version-1 database is rebuilt into this shape, rows kept);
+-- WAL mode, so `sqlite3 audit.db "SELECT COUNT(*) FROM audit_events;"` works while YORI writes.
+-- Never stored: API keys, Authorization / x-api-key / x-goog-api-key, cookies. Text that comes
+-- from a device (model, user agent, path) is cut to a bounded length before it is stored.
 
 CREATE TABLE IF NOT EXISTS audit_events (
     id                   INTEGER PRIMARY KEY AUTOINCREMENT,
     timestamp            TEXT    NOT NULL,               -- ISO 8601 UTC, request start
-    event_type           TEXT    NOT NULL CHECK (event_type IN ('request', 'block')),
+    event_type           TEXT    NOT NULL CHECK (event_type IN ('request', 'block', 'admin', 'approval', 'connection')),
     client_ip            TEXT,
     client_device        TEXT,                           -- from the `devices` config
     endpoint             TEXT,                           -- vendor host, e.g. api.openai.com
@@ -32,6 +34,7 @@ CREATE TABLE IF NOT EXISTS audit_events (
     policy_reason        TEXT,
     mode                 TEXT,                           -- observe | advisory | enforce
     error_kind           TEXT,                           -- upstream_timeout, client_closed, ...
+    notes                TEXT,                           -- comma list: pii_scan_cut, usage_unread, ...
     user_agent           TEXT,
     request_id           TEXT    NOT NULL UNIQUE
 );

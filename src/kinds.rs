@@ -84,6 +84,12 @@ vocabulary! {
         Request => "request",
         /// A vendor request blocked by policy: the vendor received nothing.
         Block => "block",
+        /// A change made from the dashboard (who, from where, what).
+        Admin => "admin",
+        /// A parent's temporary approval, given or used.
+        Approval => "approval",
+        /// A connection to a consumer AI service passed through without decryption.
+        Connection => "connection",
     }
 }
 
@@ -102,6 +108,8 @@ vocabulary! {
         UpstreamTimeout => "upstream_timeout",
         UpstreamBroken => "upstream_broken",
         ClientClosed => "client_closed",
+        /// The exchange was cut before it could finish: the gateway was shutting down.
+        Interrupted => "interrupted",
     }
 }
 
@@ -137,7 +145,7 @@ impl Outcome {
     pub fn from_error(kind: ErrorKind) -> Outcome {
         match kind {
             ErrorKind::ClientClosed => Outcome::ClientClosed,
-            k if k.is_upstream() => Outcome::Failed(k),
+            k if k.is_upstream() || k == ErrorKind::Interrupted => Outcome::Failed(k),
             k => Outcome::Refused(k),
         }
     }

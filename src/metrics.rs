@@ -408,6 +408,7 @@ mod tests {
             mode: Mode::Observe,
             request_bytes: 0,
             response_bytes: 0,
+            notes: Vec::new(),
         }
     }
 

@@ -13,10 +13,10 @@ use crate::proxy::route::Router;
 use crate::proxy::{BodyBudget, Edge, Gateway, Offload, Resolver, Shared};
 use pingora_core::listeners::ListenerConfig;
 use pingora_core::protocols::l4::stream::L4BufferSettings;
-use pingora_core::services::listening::Service;
 use pingora_core::server::configuration::{Opt, ServerConf};
 use pingora_core::server::Server;
 use pingora_core::services::background::background_service;
+use pingora_core::services::listening::Service;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -141,17 +141,19 @@ pub fn build(
 /// before serving, so the admin API and the operator see at once whether the audit path works;
 /// the writer retries on its own if it does not.
 fn audit_writer(config: &Config) -> (audit::AuditSender, audit::AuditService) {
-    // the writer may wait for in-flight requests until just before the grace period ends
-    let drain_wait = Duration::from_millis(
-        (config.server.grace_period_seconds * 1000)
-            .saturating_sub(300)
-            .max(200),
+    // after SIGTERM the writer waits for in-flight exchanges through the grace period and
+    // Pingora's runtime shutdown, which drops what is left (each then leaves a `shutdown` row)
+    let s = &config.server;
+    let drain_limit = Duration::from_millis(
+        ((s.grace_period_seconds + s.graceful_shutdown_timeout_seconds) * 1000)
+            .saturating_sub(500)
+            .max(500),
     );
     match audit::store::open_writer(&config.audit.database) {
         Ok(_) => log::info!("audit database ready path={}", config.audit.database.display()),
         Err(e) => log::error!("audit database unusable at start, proxying continues but rows are dropped until it is fixed: {e}"),
     }
-    audit::channel(&config.audit, drain_wait)
+    audit::channel(&config.audit, drain_limit)
 }
 
 /// The proxy service on the plain listener and, with certificates, the TLS listener.
@@ -171,10 +173,7 @@ fn proxy_service(
         .join(",");
     let ca_dir = config.tls.ca_dir.display().to_string();
     let proxy = pingora_proxy::http_proxy(&server.configuration, Gateway::new(shared.clone()));
-    let mut service = Service::new(
-        "yori proxy".to_string(),
-        Edge::new(proxy, &config.limits),
-    );
+    let mut service = Service::new("yori proxy".to_string(), Edge::new(proxy, &config.limits));
     service.add_listener(ListenerConfig::tcp(listen.to_string()).l4_buffer(READ_BUFFER));
     if let Some(certs) = certs {
         let settings = crate::tls::settings(certs)

@@ -79,6 +79,7 @@ pub const COLUMNS: &[&str] = &[
     "error_kind",
     "user_agent",
     "request_id",
+    "notes",
 ];
 
 #[derive(Debug, Default, Clone, PartialEq)]

@@ -41,6 +41,8 @@ pub struct AuditRow {
     pub error_kind: Option<ErrorKind>,
     pub user_agent: Option<String>,
     pub request_id: String,
+    /// Comma list of what the inspection could not do whole (`pii_scan_cut`, `usage_unread`).
+    pub notes: Option<String>,
 }
 
 impl Default for AuditRow {
@@ -76,8 +78,25 @@ impl Default for AuditRow {
             error_kind: None,
             user_agent: None,
             request_id: String::new(),
+            notes: None,
         }
     }
+}
+
+/// Longest stored texts, in characters: whatever a device sends, a row stays small.
+pub(crate) const MAX_MODEL_CHARS: usize = 128;
+pub(crate) const MAX_USER_AGENT_CHARS: usize = 256;
+pub(crate) const MAX_PATH_CHARS: usize = 1024;
+pub(crate) const MAX_REASON_CHARS: usize = 1024;
+pub(crate) const MAX_NAME_CHARS: usize = 128;
+
+/// `text` cut to `max` characters (on a character boundary).
+fn bounded(text: &str, max: usize) -> String {
+    preview(text, max).to_string()
+}
+
+fn bounded_opt(text: Option<&str>, max: usize) -> Option<String> {
+    text.map(|t| bounded(t, max))
 }
 
 /// A count as SQLite's INTEGER, saturating instead of wrapping.
@@ -108,12 +127,12 @@ impl AuditRow {
                 .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             event_type: r.outcome.event_type(),
             client_ip: r.client_ip.map(|ip| ip.to_string()),
-            client_device: r.device.clone(),
+            client_device: bounded_opt(r.device.as_deref(), MAX_NAME_CHARS),
             endpoint: Some(r.endpoint.clone()),
             vendor: Some(r.vendor),
-            http_method: r.method.clone(),
-            http_path: r.path.clone(),
-            model: facts.and_then(|f| f.model.clone()),
+            http_method: bounded(&r.method, MAX_NAME_CHARS),
+            http_path: bounded(&r.path, MAX_PATH_CHARS),
+            model: bounded_opt(facts.and_then(|f| f.model.as_deref()), MAX_MODEL_CHARS),
             stream: facts.is_some_and(|f| f.stream),
             message_count: facts.map(|f| int(f.message_count as u64)),
             prompt_preview,
@@ -130,13 +149,85 @@ impl AuditRow {
             first_byte_ms: r.first_byte.map(millis),
             request_bytes: int(r.request_bytes),
             response_bytes: int(r.response_bytes),
-            policy_name: r.policy.name.clone(),
+            policy_name: bounded_opt(r.policy.name.as_deref(), MAX_NAME_CHARS),
             policy_result: r.policy.action,
-            policy_reason: r.policy.reason.clone(),
+            policy_reason: bounded_opt(r.policy.reason.as_deref(), MAX_REASON_CHARS),
             mode: r.mode,
             error_kind: r.outcome.error_kind(),
-            user_agent: r.user_agent.clone(),
+            user_agent: bounded_opt(r.user_agent.as_deref(), MAX_USER_AGENT_CHARS),
             request_id: r.request_id.clone(),
+            notes: (!r.notes.is_empty()).then(|| r.notes.join(",")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inspect::facts::RequestFacts;
+    use crate::inspect::usage::Tokens;
+    use crate::kinds::Outcome;
+    use crate::report::PolicyOutcome;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    fn report() -> Report {
+        Report {
+            request_id: "r".into(),
+            started_at: chrono::Utc::now(),
+            duration: Duration::from_millis(5),
+            first_byte: None,
+            vendor_wait: None,
+            client_ip: None,
+            device: None,
+            vendor: Vendor::OpenAi,
+            endpoint: "api.openai.com".into(),
+            method: "POST".into(),
+            path: "/v1/chat/completions".into(),
+            user_agent: Some("ü".repeat(10_000)),
+            facts: Some(Arc::new(RequestFacts {
+                model: Some("m".repeat(16 << 20)),
+                ..RequestFacts::default()
+            })),
+            tokens: Some(Tokens {
+                prompt: u64::MAX,
+                response: u64::MAX - 1,
+                estimated: false,
+            }),
+            status: Some(200),
+            outcome: Outcome::Forwarded,
+            send_path: None,
+            policy: PolicyOutcome {
+                name: Some("p".into()),
+                action: Action::Alert,
+                reason: Some("r".repeat(50_000)),
+            },
+            mode: Mode::Observe,
+            request_bytes: u64::MAX,
+            response_bytes: 1,
+            notes: vec!["pii_scan_cut", "usage_unread"],
+        }
+    }
+
+    #[test]
+    fn device_texts_are_bounded_and_counts_saturate() {
+        let row = AuditRow::from_report(&report(), &AuditConfig::default());
+        assert_eq!(row.model.as_deref().map(str::len), Some(MAX_MODEL_CHARS));
+        assert_eq!(
+            row.user_agent.as_deref().map(|u| u.chars().count()),
+            Some(MAX_USER_AGENT_CHARS)
+        );
+        assert_eq!(
+            row.policy_reason.as_deref().map(str::len),
+            Some(MAX_REASON_CHARS)
+        );
+        assert_eq!(
+            row.prompt_tokens,
+            Some(i64::MAX),
+            "saturates, never wraps negative"
+        );
+        assert_eq!(row.response_tokens, Some(i64::MAX));
+        assert_eq!(row.request_bytes, i64::MAX);
+        assert_eq!(row.notes.as_deref(), Some("pii_scan_cut,usage_unread"));
     }
 }

@@ -4,7 +4,7 @@
 
 use super::AuditRow;
 use chrono::{DateTime, Utc};
-use rusqlite::{params, Connection, OpenFlags};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -35,14 +35,21 @@ pub enum StoreError {
 
 pub const SCHEMA_SQL: &str = include_str!("../../sql/schema.sql");
 /// Bumped whenever `sql/schema.sql` changes; older databases are migrated in `migrate`.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
+
+/// The columns of a version-1 table, all kept by the rebuild into version 2.
+const V1_COLUMNS: &str = "id, timestamp, event_type, client_ip, client_device, endpoint, vendor, \
+    http_method, http_path, model, stream, message_count, prompt_preview, prompt_chars, prompt_tokens, \
+    contains_sensitive, sensitive_kinds, response_status, response_tokens, tokens_estimated, response_duration_ms, \
+    first_byte_ms, request_bytes, response_bytes, policy_name, policy_result, policy_reason, mode, error_kind, \
+    user_agent, request_id";
 
 const INSERT: &str = "INSERT INTO audit_events (timestamp, event_type, client_ip, client_device, endpoint, vendor, \
     http_method, http_path, model, stream, message_count, prompt_preview, prompt_chars, prompt_tokens, \
     contains_sensitive, sensitive_kinds, response_status, response_tokens, tokens_estimated, response_duration_ms, \
     first_byte_ms, request_bytes, response_bytes, policy_name, policy_result, policy_reason, mode, error_kind, \
-    user_agent, request_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
-    ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30)";
+    user_agent, request_id, notes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
+    ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31)";
 
 /// Opens the database for writing, creating its folder and the schema.
 pub fn open_writer(path: &Path) -> Result<Connection, StoreError> {
@@ -89,7 +96,27 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     if version > SCHEMA_VERSION {
         log::warn!("audit database schema is newer than this yori version={version} supported={SCHEMA_VERSION}");
     }
-    // version 0 -> 1: the whole schema (all statements are IF NOT EXISTS)
+    if version == 1 {
+        // 1 -> 2: the event types of the coming features (a CHECK constraint cannot be altered
+        // in place) and `notes`: rebuild the table, keeping every row and its id
+        log::info!("audit database: migrating schema 1 -> 2 (rows kept)");
+        conn.execute_batch(&format!(
+            "BEGIN;
+             DROP VIEW IF EXISTS daily_stats;
+             ALTER TABLE audit_events RENAME TO audit_events_v1;
+             DROP INDEX IF EXISTS idx_audit_timestamp;
+             DROP INDEX IF EXISTS idx_audit_client_ip;
+             DROP INDEX IF EXISTS idx_audit_endpoint;
+             DROP INDEX IF EXISTS idx_audit_policy_result;
+             {SCHEMA_SQL}
+             INSERT INTO audit_events ({V1_COLUMNS}) SELECT {V1_COLUMNS} FROM audit_events_v1;
+             DROP TABLE audit_events_v1;
+             PRAGMA user_version = {SCHEMA_VERSION};
+             COMMIT;"
+        ))?;
+        return Ok(());
+    }
+    // a new database: the whole schema (every statement is IF NOT EXISTS)
     conn.execute_batch(SCHEMA_SQL)?;
     if version < SCHEMA_VERSION {
         conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
@@ -134,37 +161,86 @@ pub fn insert_batch(conn: &mut Connection, rows: &[AuditRow]) -> rusqlite::Resul
                 r.error_kind.map(|k| k.as_str()),
                 r.user_agent,
                 r.request_id,
+                r.notes,
             ])?;
         }
     }
     tx.commit()
 }
 
-/// Deletes rows older than `retention_days`, then the oldest rows while the data is above
-/// `max_bytes`. Returns how many rows went.
+/// Whether an insert failed because of a row (a constraint, a value SQLite will not take), not
+/// because of the database (locked, full, read-only, I/O).
+pub(crate) fn is_row_error(e: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode::*;
+    match e {
+        rusqlite::Error::SqliteFailure(f, _) => {
+            matches!(f.code, ConstraintViolation | TooBig | TypeMismatch)
+        }
+        rusqlite::Error::ToSqlConversionFailure(_) => true,
+        _ => false,
+    }
+}
+
+/// Inserts each row in its own transaction: returns the rows the database could not take now
+/// (kept for later) and how many were refused for themselves (dropped).
+pub(crate) fn insert_each(conn: &mut Connection, rows: Vec<AuditRow>) -> (Vec<AuditRow>, usize) {
+    let mut kept = Vec::new();
+    let mut bad = 0;
+    for row in rows {
+        match insert_batch(conn, std::slice::from_ref(&row)) {
+            Ok(()) => {}
+            Err(e) if is_row_error(&e) => bad += 1,
+            Err(_) => kept.push(row),
+        }
+    }
+    (kept, bad)
+}
+
+/// Deletes rows older than `retention_days`, then keeps the data under `max_bytes`
+/// (`shrink`). Returns how many rows went.
 pub fn purge(conn: &Connection, retention_days: u32, max_bytes: u64) -> rusqlite::Result<usize> {
     let cutoff = (Utc::now() - chrono::Duration::days(retention_days as i64))
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let mut deleted = conn.execute("DELETE FROM audit_events WHERE timestamp < ?1", [cutoff])?;
-    for _ in 0..20 {
-        if used_bytes(conn)? <= max_bytes {
-            break;
-        }
-        let count: i64 = conn.query_row("SELECT COUNT(*) FROM audit_events", [], |r| r.get(0))?;
-        if count == 0 {
-            break;
-        }
-        let n = (count / 10).max(1);
-        deleted += conn.execute(
-            "DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events ORDER BY id LIMIT ?1)",
-            [n],
-        )?;
-        conn.execute_batch("PRAGMA incremental_vacuum")?;
-    }
+    let deleted = conn.execute("DELETE FROM audit_events WHERE timestamp < ?1", [cutoff])?;
     if deleted > 0 {
         conn.execute_batch("PRAGMA incremental_vacuum")?;
     }
+    Ok(deleted + shrink(conn, max_bytes)?)
+}
+
+/// While the data is above `max_bytes`, deletes the oldest rows of the client with the most
+/// rows: one device flooding the log loses its own history first, never the household's.
+/// (Rows are of bounded size, so rows are a fair measure of the room a client takes.)
+pub fn shrink(conn: &Connection, max_bytes: u64) -> rusqlite::Result<usize> {
+    let mut deleted = 0;
+    for _ in 0..50 {
+        if used_bytes(conn)? <= max_bytes {
+            break;
+        }
+        let heaviest: Option<(Option<String>, i64)> = conn
+            .query_row(
+                "SELECT client_ip, COUNT(*) FROM audit_events GROUP BY client_ip ORDER BY 2 DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((client, count)) = heaviest else {
+            break;
+        };
+        let n = (count / 10).max(1);
+        deleted += conn.execute(
+            "DELETE FROM audit_events WHERE id IN
+               (SELECT id FROM audit_events WHERE client_ip IS ?1 ORDER BY id LIMIT ?2)",
+            params![client, n],
+        )?;
+        conn.execute_batch("PRAGMA incremental_vacuum")?;
+    }
     Ok(deleted)
+}
+
+/// Whether the data is above `max_bytes` (a cheap check, as rows are written).
+pub(crate) fn over(conn: &Connection, max_bytes: u64) -> rusqlite::Result<bool> {
+    Ok(used_bytes(conn)? > max_bytes)
 }
 
 /// One client's use in the window the policy counters start from.
@@ -316,5 +392,71 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn the_size_cap_takes_from_the_device_that_floods_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = open_writer(&dir.path().join("f.db")).unwrap();
+        let ts = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        // the household's history first, then a flood from one device
+        let mut rows: Vec<AuditRow> = (0..200)
+            .map(|i| AuditRow {
+                client_ip: Some(format!("10.0.0.{}", i % 4)),
+                ..row(i, &ts)
+            })
+            .collect();
+        rows.extend((200..5000).map(|i| AuditRow {
+            client_ip: Some("10.0.0.66".into()),
+            ..row(i, &ts)
+        }));
+        insert_batch(&mut c, &rows).unwrap();
+        let cap = 1 << 20;
+        assert!(over(&c, cap).unwrap());
+        assert!(shrink(&c, cap).unwrap() > 0);
+        assert!(!over(&c, cap).unwrap());
+        let household: i64 = c
+            .query_row(
+                "SELECT COUNT(*) FROM audit_events WHERE client_ip != '10.0.0.66'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(household, 200, "nobody else's history went");
+    }
+
+    #[test]
+    fn a_version_1_database_is_rebuilt_with_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.db");
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(include_str!("../../tests/fixtures/audit/schema_v1.sql"))
+                .unwrap();
+            c.execute_batch(
+                "INSERT INTO audit_events (timestamp, event_type, request_id, policy_result) VALUES ('2026-12-01T00:00:00.000Z', 'request', 'old-1', 'allow');
+                 PRAGMA user_version = 1;",
+            )
+            .unwrap();
+        }
+        let mut c = open_writer(&path).unwrap();
+        let v: i64 = c
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+        assert_eq!(count(&c), 1, "the old row is kept");
+        insert_batch(
+            &mut c,
+            &[AuditRow {
+                event_type: crate::kinds::EventType::Connection,
+                notes: Some("x".into()),
+                ..row(2, "2026-12-02T00:00:00.000Z")
+            }],
+        )
+        .unwrap();
+        let n: i64 = c
+            .query_row("SELECT COUNT(*) FROM daily_stats", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 2, "the view is back");
     }
 }

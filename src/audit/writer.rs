@@ -19,25 +19,27 @@ use std::time::{Duration, Instant};
 
 const REOPEN_EVERY: Duration = Duration::from_secs(5);
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
+const SIZE_CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// The background service that owns the writer thread.
 pub struct AuditService {
     rx: Mutex<Option<Receiver<Box<AuditRow>>>>,
     config: AuditConfig,
     stats: Arc<AuditStats>,
-    /// How long to wait for in-flight requests after SIGTERM before the final flush.
-    drain_wait: Duration,
+    /// After SIGTERM, how long the writer may keep waiting for in-flight exchanges' rows: the
+    /// grace period plus Pingora's runtime shutdown, less a margin. Past it rows are lost.
+    drain_limit: Duration,
 }
 
 /// Creates the queue: the sender for the proxy, the service for the server.
-pub fn channel(config: &AuditConfig, drain_wait: Duration) -> (AuditSender, AuditService) {
+pub fn channel(config: &AuditConfig, drain_limit: Duration) -> (AuditSender, AuditService) {
     let (tx, rx) = sync_channel(config.queue_capacity);
     let stats = Arc::new(AuditStats::default());
     let service = AuditService {
         rx: Mutex::new(Some(rx)),
         config: config.clone(),
         stats: stats.clone(),
-        drain_wait,
+        drain_limit,
     };
     (AuditSender::new(tx, stats), service)
 }
@@ -49,7 +51,8 @@ impl BackgroundService for AuditService {
             return;
         };
         let stop = Arc::new(AtomicBool::new(false));
-        let writer = Writer::new(rx, self.config.clone(), self.stats.clone(), stop.clone());
+        let mut writer = Writer::new(rx, self.config.clone(), self.stats.clone(), stop.clone());
+        writer.drain_limit = self.drain_limit;
         let thread = match std::thread::Builder::new()
             .name("yori-audit".into())
             .spawn(move || writer.run())
@@ -61,10 +64,10 @@ impl BackgroundService for AuditService {
             }
         };
         let _ = shutdown.changed().await;
-        let started = Instant::now();
-        while IN_FLIGHT.load(Ordering::Acquire) > 0 && started.elapsed() < self.drain_wait {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        // From now on the writer drains: it goes on writing while exchanges finish (during the
+        // grace period, and as Pingora drops what is left, each with a row of its own), and stops
+        // once none is in flight and the queue is empty. The join is a blocking task, which the
+        // runtime's shutdown waits for, so the process does not exit under the writer.
         stop.store(true, Ordering::Release);
         let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         log::info!(
@@ -86,7 +89,12 @@ struct Writer {
     pending: Vec<AuditRow>,
     last_flush: Instant,
     last_purge: Option<Instant>,
+    /// When the database's size was last checked against `max_database_mb`.
+    last_size_check: Instant,
     last_error_log: Option<Instant>,
+    /// See `AuditService::drain_limit`; counted from when the writer saw the stop.
+    drain_limit: Duration,
+    stopping_since: Option<Instant>,
 }
 
 impl Writer {
@@ -107,7 +115,10 @@ impl Writer {
             last_open_try: Instant::now(),
             last_flush: Instant::now(),
             last_purge: None,
+            last_size_check: Instant::now(),
             last_error_log: None,
+            drain_limit: Duration::from_secs(5),
+            stopping_since: None,
         }
     }
 
@@ -118,8 +129,12 @@ impl Writer {
         let bound = self.config.batch_size * 4;
         let mut backlog = false;
         loop {
-            if !self.stop.load(Ordering::Acquire) && !backlog {
-                std::thread::sleep(tick);
+            if !backlog {
+                std::thread::sleep(if self.stop.load(Ordering::Acquire) {
+                    Duration::from_millis(5)
+                } else {
+                    tick
+                });
             }
             let (received, disconnected) = self.receive(bound);
             backlog = received >= bound;
@@ -172,18 +187,36 @@ impl Writer {
         }
     }
 
-    /// Commits `pending` in one transaction; on failure keeps it for the next try.
+    /// Commits `pending` in one transaction. A batch refused for one of its rows (a constraint,
+    /// a value SQLite will not take) is written row by row: the bad row is dropped and counted,
+    /// the others go in. A batch the database cannot take at all (locked, full, read-only) is
+    /// kept for the next try.
     fn flush(&mut self) {
         if let Some(c) = self.conn.as_mut() {
             let t = Instant::now();
-            match store::insert_batch(c, &self.pending) {
+            let mut result = store::insert_batch(c, &self.pending);
+            if result.as_ref().is_err_and(store::is_row_error) {
+                let before = self.pending.len();
+                let (kept, bad) = store::insert_each(c, std::mem::take(&mut self.pending));
+                self.pending = kept;
+                let written = before - self.pending.len() - bad;
+                if bad > 0 {
+                    self.lose(bad as u64);
+                    log::error!("audit rows refused by the database, dropped rows={bad}");
+                }
+                self.count_written(written as u64);
+                result = if self.pending.is_empty() {
+                    Ok(())
+                } else {
+                    result
+                };
+            }
+            match result {
                 Ok(()) => {
-                    let n = self.pending.len() as u64;
-                    self.stats.written.fetch_add(n, Ordering::Relaxed);
-                    metrics::AUDIT_WRITTEN.inc_by(n);
-                    metrics::AUDIT_QUEUE.sub(n as i64);
+                    self.count_written(self.pending.len() as u64);
                     metrics::AUDIT_WRITE.observe(t.elapsed().as_secs_f64());
                     self.pending.clear();
+                    self.keep_under_cap();
                 }
                 Err(e) => {
                     metrics::AUDIT_ERRORS.inc();
@@ -203,6 +236,32 @@ impl Writer {
         }
         self.last_flush = Instant::now();
         self.shed();
+    }
+
+    /// The size cap holds as rows are written, not only at the hourly purge: checked at most
+    /// once a second (three pragmas), shrunk at once when passed.
+    fn keep_under_cap(&mut self) {
+        if self.last_size_check.elapsed() < SIZE_CHECK_EVERY {
+            return;
+        }
+        self.last_size_check = Instant::now();
+        let Some(c) = self.conn.as_ref() else {
+            return;
+        };
+        let max = self.config.max_database_bytes;
+        match store::over(c, max).and_then(|over| if over { store::shrink(c, max) } else { Ok(0) }) {
+            Ok(0) => {}
+            Ok(n) => log::warn!(
+                "audit database at its size cap (audit.max_database_mb), oldest rows of the busiest device purged rows={n}"
+            ),
+            Err(e) => log::warn!("audit size check failed error={e}"),
+        }
+    }
+
+    fn count_written(&self, n: u64) {
+        self.stats.written.fetch_add(n, Ordering::Relaxed);
+        metrics::AUDIT_WRITTEN.inc_by(n);
+        metrics::AUDIT_QUEUE.sub(n as i64);
     }
 
     /// Keeps memory bounded while the database is failing: the oldest rows go first.
@@ -239,14 +298,26 @@ impl Writer {
         }
     }
 
-    /// While stopping: whether everything that can be written is (what cannot, is counted lost).
+    /// While stopping: whether the writer is done. It is when no exchange is in flight any more
+    /// and everything queued is written, or when the drain limit has passed (what is left then
+    /// is counted lost).
     fn drained(&mut self) -> bool {
-        if !self.pending.is_empty() && self.conn.is_some() {
-            return false;
+        let since = *self.stopping_since.get_or_insert_with(Instant::now);
+        let out_of_time = since.elapsed() >= self.drain_limit;
+        if !out_of_time {
+            if IN_FLIGHT.load(Ordering::Acquire) > 0 {
+                return false;
+            }
+            if !self.pending.is_empty() && self.conn.is_some() {
+                return false;
+            }
+            if let Ok(row) = self.rx.try_recv() {
+                self.pending.push(*row);
+                return false;
+            }
         }
-        if let Ok(row) = self.rx.try_recv() {
+        while let Ok(row) = self.rx.try_recv() {
             self.pending.push(*row);
-            return false;
         }
         let lost = self.pending.len() as u64;
         if lost > 0 {

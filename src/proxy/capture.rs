@@ -94,8 +94,7 @@ pub(super) async fn read_body(
             .await
             .map_err(|e| ProxyError::BadRequest(format!("cannot answer 100-continue: {e}")))?;
     }
-    let mut body =
-        BytesMut::with_capacity((declared.unwrap_or(0) as usize).min(INITIAL_CAPACITY));
+    let mut body = BytesMut::with_capacity((declared.unwrap_or(0) as usize).min(INITIAL_CAPACITY));
     let reading = async {
         loop {
             match session.read_request_body().await {

@@ -96,6 +96,16 @@ impl InspectionSlot {
         }
     }
 
+    /// Takes a deferred inspection if it is done by now, without waiting.
+    pub(crate) fn settle_now(&self) {
+        let pending = self.pending.lock().ok().and_then(|mut p| p.take());
+        if let Some(mut pending) = pending {
+            if let Ok(i) = pending.try_recv() {
+                self.set(i);
+            }
+        }
+    }
+
     /// Waits for a deferred inspection (at once when it is known).
     pub(crate) async fn settle(&self) {
         let pending = self.pending.lock().ok().and_then(|mut p| p.take());
@@ -161,10 +171,15 @@ pub(crate) struct RequestCtx {
     pub corked: Option<std::os::unix::io::RawFd>,
     /// The request body's share of the memory budget, given back with the context.
     pub body_share: Option<super::capture::Share>,
+    /// Where the exchange's row goes if the context is dropped before `logging` (the gateway
+    /// shutting down drops what is still running).
+    pub(crate) shared: Option<Arc<super::Shared>>,
+    /// `logging` has recorded the exchange.
+    pub(crate) recorded: bool,
 }
 
 impl RequestCtx {
-    pub(crate) fn new() -> RequestCtx {
+    pub(crate) fn new(shared: Option<Arc<super::Shared>>) -> RequestCtx {
         // counted until dropped: the audit writer waits for in-flight rows at shutdown
         IN_FLIGHT.fetch_add(1, Ordering::AcqRel);
         RequestCtx {
@@ -179,6 +194,8 @@ impl RequestCtx {
             usage: None,
             corked: None,
             body_share: None,
+            shared,
+            recorded: false,
         }
     }
 
@@ -249,14 +266,18 @@ impl RequestCtx {
     }
 }
 
-impl Default for RequestCtx {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Drop for RequestCtx {
     fn drop(&mut self) {
+        if !self.recorded && self.records() {
+            // never logged: cut short (the gateway is shutting down); one row says so
+            self.end(Outcome::Failed(crate::kinds::ErrorKind::Interrupted));
+            if let Some(x) = self.exchange() {
+                x.inspection.settle_now();
+            }
+            if let Some(shared) = self.shared.clone() {
+                super::record(&shared, self);
+            }
+        }
         IN_FLIGHT.fetch_sub(1, Ordering::AcqRel);
     }
 }
@@ -285,7 +306,7 @@ mod tests {
 
     #[test]
     fn the_first_outcome_wins_on_every_leg() {
-        let mut ctx = RequestCtx::new();
+        let mut ctx = RequestCtx::new(None);
         ctx.end(Outcome::Forwarded);
         assert_eq!(ctx.outcome(), None, "an edge has no exchange to end");
         ctx.begin(request());
@@ -302,9 +323,9 @@ mod tests {
             "api.openai.com".into(),
             "127.0.0.1:1".parse().unwrap(),
         ));
-        let mut parent = RequestCtx::new();
+        let mut parent = RequestCtx::new(None);
         parent.leg = Leg::Parent(x.clone());
-        let mut sub = RequestCtx::new();
+        let mut sub = RequestCtx::new(None);
         sub.leg = Leg::Subrequest(x);
         parent.end(Outcome::ClientClosed);
         sub.end(Outcome::Failed(ErrorKind::UpstreamBroken));

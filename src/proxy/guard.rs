@@ -15,12 +15,12 @@ use crate::metrics;
 use async_trait::async_trait;
 use pingora_core::apps::{HttpServerApp, HttpServerOptions, ReusedHttpStream, ServerApp};
 use pingora_core::protocols::http::ServerSession;
+use pingora_core::protocols::raw_connect::ProxyDigest;
 use pingora_core::protocols::tls::{SslDigest, TlsRef};
 use pingora_core::protocols::{
     GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl, Stream,
     TimingDigest, UniqueID, UniqueIDType, ALPN,
 };
-use pingora_core::protocols::raw_connect::ProxyDigest;
 use pingora_core::server::ShutdownWatch;
 use pingora_proxy::HttpProxy;
 use std::cell::Cell;
@@ -286,7 +286,10 @@ impl FirstBytes {
 
 fn too_slow() -> std::io::Error {
     timed_out("first_bytes");
-    std::io::Error::new(std::io::ErrorKind::TimedOut, "no request within the header timeout")
+    std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        "no request within the header timeout",
+    )
 }
 
 use std::future::Future;

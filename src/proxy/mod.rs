@@ -17,9 +17,9 @@ mod respond;
 pub(crate) mod route;
 mod upstream;
 
+pub(crate) use capture::BodyBudget;
 pub(crate) use ctx::RequestCtx;
 pub(crate) use error::ProxyError;
-pub(crate) use capture::BodyBudget;
 pub(crate) use guard::Edge;
 pub(crate) use offload::Offload;
 pub(crate) use upstream::Resolver;
@@ -63,6 +63,26 @@ pub(crate) struct Shared {
     pub offload: Offload,
     /// Request bytes held at once.
     pub body_budget: Arc<BodyBudget>,
+}
+
+/// Records a finished exchange once: its report, then the counters, the metrics and the row.
+fn record(shared: &Shared, ctx: &mut RequestCtx) {
+    if ctx.recorded {
+        return;
+    }
+    ctx.recorded = true;
+    if let Some(r) = report::build(shared, ctx) {
+        if let Some(ip) = r.client_ip {
+            shared
+                .decider
+                .counters
+                .record(ip, shared.decider.clock.now(), r.tokens_total());
+        }
+        metrics::exchange(&r);
+        shared
+            .audit
+            .send(AuditRow::from_report(&r, &shared.config.audit));
+    }
 }
 
 pub(crate) struct Gateway {
@@ -125,14 +145,18 @@ impl ProxyHttp for Gateway {
     type CTX = RequestCtx;
 
     fn new_ctx(&self) -> RequestCtx {
-        RequestCtx::new()
+        RequestCtx::new(Some(self.shared.clone()))
     }
 
     fn allow_spawning_subrequest(&self, _session: &Session, _ctx: &RequestCtx) -> bool {
         true
     }
 
-    async fn early_request_filter(&self, _session: &mut Session, _ctx: &mut RequestCtx) -> Result<()> {
+    async fn early_request_filter(
+        &self,
+        _session: &mut Session,
+        _ctx: &mut RequestCtx,
+    ) -> Result<()> {
         guard::mark_header_read();
         Ok(())
     }
@@ -360,19 +384,7 @@ impl ProxyHttp for Gateway {
         if let Some(x) = ctx.exchange() {
             x.inspection.settle().await;
         }
-        let shared = &self.shared;
-        if let Some(r) = report::build(shared, ctx) {
-            if let Some(ip) = r.client_ip {
-                shared
-                    .decider
-                    .counters
-                    .record(ip, shared.decider.clock.now(), r.tokens_total());
-            }
-            metrics::exchange(&r);
-            shared
-                .audit
-                .send(AuditRow::from_report(&r, &shared.config.audit));
-        }
+        record(&self.shared, ctx);
         log::debug!(
             "request done vendor={} status={} outcome={} duration_ms={}",
             ctx.vendor().map_or("-", Vendor::as_str),

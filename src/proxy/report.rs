@@ -11,16 +11,25 @@ use std::time::Instant;
 
 static SEQ: AtomicU64 = AtomicU64::new(0);
 
-/// Unique across restarts: start time and pid of this process, then a counter.
+/// Unique across restarts: 64 random bits drawn when the process starts, then a counter. (Start
+/// time and pid were not: a restart within the same second can get the same pid back.)
 pub(super) fn request_id() -> String {
     use once_cell::sync::Lazy;
-    static BOOT: Lazy<String> = Lazy::new(|| {
-        let secs = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        format!("{secs:x}-{:x}", std::process::id())
-    });
+    static BOOT: Lazy<String> = Lazy::new(boot_id);
     format!("{}-{:x}", *BOOT, SEQ.fetch_add(1, Ordering::Relaxed))
+}
+
+/// 64 random bits as hex (the system's random source, through OpenSSL); the clock and the pid
+/// if it fails.
+fn boot_id() -> String {
+    let mut b = [0u8; 8];
+    if openssl::rand::rand_bytes(&mut b).is_ok() {
+        return format!("{:016x}", u64::from_le_bytes(b));
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{nanos:x}-{:x}", std::process::id())
 }
 
 fn policy_outcome(g: &Gated) -> PolicyOutcome {
@@ -54,6 +63,13 @@ pub(crate) fn build(shared: &Shared, ctx: &RequestCtx) -> Option<Report> {
         .as_ref()
         .map(|t| t.tokens(facts.as_ref().map_or(0, |f| f.text_chars)));
     let outcome = ctx.outcome().unwrap_or(Outcome::Forwarded);
+    let mut notes = Vec::new();
+    if facts.as_ref().is_some_and(|f| f.scan_cut) {
+        notes.push("pii_scan_cut");
+    }
+    if ctx.usage.as_ref().is_some_and(|t| t.unread) {
+        notes.push("usage_unread");
+    }
     let vendor_wait = ctx.upstream_sent.map(|sent| {
         ctx.upstream_done
             .unwrap_or_else(Instant::now)
@@ -87,5 +103,27 @@ pub(crate) fn build(shared: &Shared, ctx: &RequestCtx) -> Option<Report> {
         mode: shared.config.mode,
         request_bytes: req.request_bytes as u64,
         response_bytes: ctx.response_bytes,
+        notes,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_never_repeat_within_or_across_processes() {
+        let a = request_id();
+        let b = request_id();
+        assert_ne!(a, b);
+        assert_eq!(
+            a.split('-').next(),
+            b.split('-').next(),
+            "one prefix per process"
+        );
+        // what a restart draws: a fresh random prefix every time
+        let boots: std::collections::HashSet<String> = (0..64).map(|_| boot_id()).collect();
+        assert_eq!(boots.len(), 64);
+        assert_eq!(boot_id().len(), 16);
+    }
 }
