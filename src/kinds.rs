@@ -104,6 +104,9 @@ vocabulary! {
         RequestTimeout => "request_timeout",
         /// YORI holds as many request bytes as it may (`limits.max_buffered_body_bytes`).
         GatewayBusy => "gateway_busy",
+        /// The device asked to switch protocols (WebSocket, extended CONNECT): refused, as what
+        /// flows after the switch could not be audited.
+        UpgradeRefused => "upgrade_refused",
         UpstreamUnreachable => "upstream_unreachable",
         UpstreamTimeout => "upstream_timeout",
         UpstreamBroken => "upstream_broken",

@@ -26,6 +26,7 @@ pub mod cli;
 pub mod config;
 pub mod inspect;
 pub mod kinds;
+pub mod logging;
 pub(crate) mod metrics;
 pub mod policy;
 pub mod providers;

@@ -8,8 +8,7 @@ use yori::cli::{CaCommand, Cli, Command, PolicyCommand};
 use yori::config;
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn,yori=info"))
-        .init();
+    yori::logging::init();
     let cli = Cli::parse();
     let path = config::locate(cli.config.as_deref());
     let config = match config::load(path.as_deref()) {

@@ -40,6 +40,8 @@ pub(crate) struct Request<'a> {
     pub query: &'a str,
     /// The `Authorization` header.
     pub authorization: Option<&'a str>,
+    /// The Host header (or HTTP/2 authority), port included.
+    pub host: Option<&'a str>,
     pub client_ip: Option<IpAddr>,
 }
 
@@ -86,6 +88,29 @@ fn allowed(access: &config::Admin, req: &Request<'_>) -> bool {
     constant_time_eq(given.as_bytes(), token.as_bytes())
 }
 
+/// Whether the request names the router the way a parent does: an IP literal, `localhost`, or a
+/// name in `admin.hosts`. A page that DNS-rebinds its own name to the router names that name,
+/// and gets 421 before anything is read.
+fn host_allowed(access: &config::Admin, host: Option<&str>) -> bool {
+    let Some(host) = host else {
+        return false;
+    };
+    let name = match host.strip_prefix('[') {
+        // [v6]:port
+        Some(rest) => match rest.split_once(']') {
+            Some((v6, port)) if port.is_empty() || port.starts_with(':') => {
+                return v6.parse::<std::net::Ipv6Addr>().is_ok();
+            }
+            _ => return false,
+        },
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    name.parse::<std::net::Ipv4Addr>().is_ok()
+        || name == "localhost"
+        || access.hosts.contains(&name)
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
@@ -114,6 +139,12 @@ fn ca_certificate(state: &AdminState, query: &str) -> Answer {
 
 /// Answers one admin request.
 pub(crate) async fn handle(state: &AdminState, req: Request<'_>) -> Answer {
+    if !host_allowed(&state.access, req.host) {
+        return Answer::error(
+            421,
+            "yori: the admin API answers to the router's address, localhost, or a name in admin.hosts",
+        );
+    }
     if !allowed(&state.access, &req) {
         return Answer::error(403, "yori: this client may not use the admin API");
     }
@@ -161,5 +192,43 @@ pub(crate) async fn handle(state: &AdminState, req: Request<'_>) -> Answer {
             log::error!("admin query task failed path={} error={e}", req.path);
             Answer::error(500, "yori: internal error")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_check_takes_ip_literals_localhost_and_listed_names_only() {
+        let access = config::Admin {
+            hosts: vec!["yori.lan".into()],
+            ..config::Admin::default()
+        };
+        for ok in [
+            "192.168.1.1",
+            "192.168.1.1:8443",
+            "[::1]:8443",
+            "[fe80::1]",
+            "localhost",
+            "LOCALHOST:8443",
+            "yori.lan",
+            "Yori.Lan.:8443",
+        ] {
+            assert!(host_allowed(&access, Some(ok)), "{ok}");
+        }
+        for bad in [
+            "evil.example",
+            "evil.example:8443",
+            "yori.lan.evil.example",
+            "localhost.evil.example",
+            "192.168.1.1.nip.io",
+            "[::1",
+            "[::1]x",
+            "",
+        ] {
+            assert!(!host_allowed(&access, Some(bad)), "{bad}");
+        }
+        assert!(!host_allowed(&access, None));
     }
 }

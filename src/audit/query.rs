@@ -298,8 +298,9 @@ pub fn audit_csv(conn: &Connection, f: &Filter) -> rusqlite::Result<String> {
 }
 
 fn csv_cell(s: &str) -> String {
-    // a leading = + - @ would be run as a formula by spreadsheet programs
-    let s = if s.starts_with(['=', '+', '-', '@']) {
+    // a leading = + - @ would be run as a formula by spreadsheet programs, and a leading TAB or
+    // CR hides one from a simple check while some programs still run it (OWASP's CSV injection)
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{s}")
     } else {
         s.to_string()
@@ -411,5 +412,7 @@ mod tests {
         assert_eq!(csv_cell("plain"), "plain");
         assert_eq!(csv_cell("a,\"b\"\nc"), "\"a,\"\"b\"\"\nc\"");
         assert_eq!(csv_cell("=HYPERLINK(x)"), "'=HYPERLINK(x)");
+        assert_eq!(csv_cell("\t=1+1"), "'\t=1+1");
+        assert_eq!(csv_cell("\r=1+1"), "\"'\r=1+1\"");
     }
 }

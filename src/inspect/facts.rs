@@ -80,7 +80,10 @@ pub(crate) fn content_text(content: &Value) -> String {
     }
 }
 
-/// Shared by the message-list formats: count, total text, last user text.
+/// Shared by the message-list formats: count, total text, last user text. A message without a
+/// role counts as the user's (Gemini's default), and a user message with no text does not
+/// replace the one before it: a trailing empty or role-less message must not blank the prompt
+/// that policies see.
 pub(crate) fn from_messages<'a>(
     messages: impl Iterator<Item = &'a Value>,
     role_key: &str,
@@ -93,7 +96,7 @@ pub(crate) fn from_messages<'a>(
         let text = content_text(m.get(content_key).unwrap_or(&Value::Null));
         p.text_chars += text.chars().count();
         let role = m.get(role_key).and_then(Value::as_str).unwrap_or(user_role);
-        if role == user_role {
+        if role == user_role && !text.trim().is_empty() {
             p.prompt = text;
         }
     }
@@ -130,6 +133,36 @@ mod tests {
         assert_eq!(preview("日本語テキスト", 3), "日本語");
         assert_eq!(preview("short", 200), "short");
         assert_eq!(preview("abc", 0), "");
+    }
+
+    #[test]
+    fn a_trailing_empty_or_role_less_message_keeps_the_prompt() {
+        let msgs = serde_json::json!([
+            {"role": "user", "content": "do my homework"},
+            {"content": ""},
+            {"role": "user", "content": "  "},
+            {"role": "user", "content": []},
+            {"role": 7, "content": null},
+        ]);
+        let mut p = Parsed::default();
+        from_messages(
+            msgs.as_array().into_iter().flatten(),
+            "role",
+            "user",
+            "content",
+            &mut p,
+        );
+        assert_eq!((p.prompt.as_str(), p.message_count), ("do my homework", 5));
+        let mut q = Parsed::default();
+        let later = serde_json::json!([{"role": "user", "content": "a"}, {"content": "b"}]);
+        from_messages(
+            later.as_array().into_iter().flatten(),
+            "role",
+            "user",
+            "content",
+            &mut q,
+        );
+        assert_eq!(q.prompt, "b", "a role-less message with text is the user's");
     }
 
     #[test]

@@ -118,6 +118,7 @@ pub(crate) fn fixture_json(name: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::strategy::Strategy;
 
     #[test]
     fn the_dispatch_covers_every_variant_with_a_distinct_id() {
@@ -154,6 +155,87 @@ mod tests {
             ]
         );
         assert_eq!(Vendor::OpenAiCompatible.default_domain(), None);
+    }
+
+    /// A request body in `v`'s own format with `prompt` as the last user message.
+    fn body_for(v: Vendor, prompt: &str, earlier: &str) -> Vec<u8> {
+        let v_json = match v {
+            Vendor::Gemini => serde_json::json!({"contents": [
+                {"role": "user", "parts": [{"text": earlier}]},
+                {"role": "model", "parts": [{"text": "ok"}]},
+                {"role": "user", "parts": [{"text": prompt}]},
+            ]}),
+            Vendor::Anthropic => serde_json::json!({"model": "m", "max_tokens": 8, "messages": [
+                {"role": "user", "content": earlier},
+                {"role": "assistant", "content": "ok"},
+                {"role": "user", "content": [{"type": "text", "text": prompt}]},
+            ]}),
+            _ => serde_json::json!({"model": "m", "messages": [
+                {"role": "system", "content": "be brief"},
+                {"role": "user", "content": earlier},
+                {"role": "user", "content": prompt},
+            ]}),
+        };
+        v_json.to_string().into_bytes()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Any bytes: facts come out, nothing panics.
+        #[test]
+        fn any_body_gives_facts_without_panicking(
+            body in proptest::collection::vec(proptest::num::u8::ANY, 0..512),
+            path in "\\PC{0,60}",
+        ) {
+            for v in Vendor::ALL {
+                let _ = v.request_facts(&path, &body);
+            }
+        }
+
+        /// JSON of the right shape with values of the wrong types: no panic either.
+        #[test]
+        fn wrongly_typed_fields_give_facts_without_panicking(
+            model in proptest::prelude::prop_oneof![
+                proptest::prelude::Just(serde_json::json!(null)),
+                proptest::prelude::Just(serde_json::json!(7)),
+                proptest::prelude::Just(serde_json::json!([1, {"a": 2}])),
+                "\\PC{0,20}".prop_map(Value::from),
+            ],
+            content in proptest::prelude::prop_oneof![
+                proptest::prelude::Just(serde_json::json!(null)),
+                proptest::prelude::Just(serde_json::json!({"text": 5})),
+                proptest::prelude::Just(serde_json::json!([null, 3, {"text": ["x"]}])),
+                "\\PC{0,40}".prop_map(Value::from),
+            ],
+        ) {
+            let body = serde_json::json!({
+                "model": model, "stream": content,
+                "messages": [{"role": model, "content": content}, content],
+                "contents": [{"parts": content}, {"parts": [content]}],
+                "input": content, "system": content,
+            })
+            .to_string();
+            for v in Vendor::ALL {
+                let _ = v.request_facts("/v1beta/models/x:generateContent", body.as_bytes());
+            }
+        }
+
+        /// Any Unicode prompt in each vendor's format is the prompt the policies see.
+        #[test]
+        fn the_last_user_text_is_the_prompt_in_every_format(
+            prompt in "\\PC*[^\\s]\\PC{0,200}",
+            earlier in "\\PC{0,50}",
+        ) {
+            for v in Vendor::ALL {
+                let f = v.request_facts(
+                    "/v1beta/models/gemini-2.0-flash:generateContent",
+                    &body_for(*v, &prompt, &earlier),
+                );
+                proptest::prop_assert_eq!(&f.prompt, &prompt, "{}", v);
+                proptest::prop_assert_eq!(f.message_count, 3, "{}", v);
+            }
+        }
     }
 
     #[test]

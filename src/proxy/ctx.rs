@@ -27,6 +27,8 @@ pub(crate) struct VendorRequest {
     pub started_at: chrono::DateTime<chrono::Utc>,
     pub request_bytes: usize,
     pub request_id: String,
+    /// The device speaks HTTP/1.0: its answer is framed without chunks and closes.
+    pub http10: bool,
 }
 
 /// A vendor request that was read and decided, on its way to the vendor. Shared by the parent
@@ -301,6 +303,7 @@ mod tests {
             started_at: chrono::Utc::now(),
             request_bytes: 0,
             request_id: "t".into(),
+            http10: false,
         }
     }
 

@@ -20,6 +20,8 @@ pub(crate) enum ProxyError {
     BodyTimeout,
     /// The bodies held at once would pass `limits.max_buffered_body_bytes`.
     Busy,
+    /// A protocol switch (WebSocket, extended CONNECT).
+    Upgrade,
     /// The vendor could not be reached (DNS, connect, TLS).
     UpstreamUnreachable(String),
     /// The vendor did not answer in time.
@@ -37,6 +39,7 @@ impl ProxyError {
             ProxyError::BadRequest(_) => 400,
             ProxyError::BodyTimeout => 408,
             ProxyError::Busy => 503,
+            ProxyError::Upgrade => 501,
             ProxyError::UpstreamUnreachable(_) | ProxyError::UpstreamBroken(_) => 502,
             ProxyError::UpstreamTimeout => 504,
         }
@@ -50,6 +53,7 @@ impl ProxyError {
             ProxyError::BadRequest(_) => ErrorKind::BadRequest,
             ProxyError::BodyTimeout => ErrorKind::RequestTimeout,
             ProxyError::Busy => ErrorKind::GatewayBusy,
+            ProxyError::Upgrade => ErrorKind::UpgradeRefused,
             ProxyError::UpstreamUnreachable(_) => ErrorKind::UpstreamUnreachable,
             ProxyError::UpstreamTimeout => ErrorKind::UpstreamTimeout,
             ProxyError::UpstreamBroken(_) => ErrorKind::UpstreamBroken,
@@ -82,6 +86,9 @@ impl ProxyError {
             ProxyError::Busy => {
                 "yori: the gateway is holding as many requests as it can; try again shortly".into()
             }
+            ProxyError::Upgrade => {
+                "yori: protocol upgrades (WebSocket, e.g. a Realtime API) are not supported through this gateway, as they could not be audited; use the HTTP API".into()
+            }
             ProxyError::UpstreamUnreachable(_) => {
                 "yori: the vendor could not be reached from the gateway".into()
             }
@@ -98,7 +105,8 @@ impl ProxyError {
             ProxyError::BodyTooLarge { .. }
             | ProxyError::BadRequest(_)
             | ProxyError::BodyTimeout
-            | ProxyError::Busy => log::Level::Info,
+            | ProxyError::Busy
+            | ProxyError::Upgrade => log::Level::Info,
             ProxyError::UpstreamUnreachable(_)
             | ProxyError::UpstreamTimeout
             | ProxyError::UpstreamBroken(_) => log::Level::Warn,

@@ -9,7 +9,7 @@
 
 use super::ctx::{Exchange, Inspection, Leg, RequestCtx, VendorRequest};
 use super::error::ProxyError;
-use super::{capture, report, respond, Shared};
+use super::{capture, headers, report, respond, route, Shared};
 use crate::config::EndpointId;
 use crate::inspect::facts::RequestFacts;
 use crate::kinds::{Mode, Outcome};
@@ -106,8 +106,10 @@ pub(super) async fn answer_error(
             | ProxyError::BadRequest(_)
             | ProxyError::BodyTimeout
             | ProxyError::Busy
+            | ProxyError::Upgrade
     ) {
-        // the rest of the body is unread: this connection cannot carry another request
+        // the rest of the body is unread (or, for an upgrade, the device may go on in the
+        // protocol it asked for): this connection cannot carry another request
         session.set_keepalive(None);
     } else {
         // a refusal before the body was read: take it first, or an HTTP/2 client still
@@ -163,7 +165,8 @@ async fn answer_block(session: &mut Session, ctx: &mut RequestCtx, vendor: Vendo
 
 /// A vendor request: read, decide, then either leave the sending to Pingora (`Ok(false)` from
 /// `request_filter`: returns true) or answer it here (refused, blocked, long-body replay:
-/// returns false).
+/// returns false). An error: the vendor's answer was cut after its header reached the device;
+/// the connection must end without a clean end of body (see `replay`).
 #[must_use = "true: Pingora sends the request on; false: it was answered here"]
 pub(super) async fn forward(
     shared: &Arc<Shared>,
@@ -172,9 +175,10 @@ pub(super) async fn forward(
     host: Option<&str>,
     endpoint: EndpointId,
     path: String,
-) -> bool {
+) -> Result<bool> {
     let ep = shared.config.endpoint(endpoint);
     let req = session.req_header();
+    let upgrade = headers::is_upgrade(req);
     ctx.begin(VendorRequest {
         endpoint,
         vendor: ep.vendor,
@@ -184,12 +188,18 @@ pub(super) async fn forward(
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
-        path,
+        // what logs, policies, rows and webhooks see; the vendor gets `path` itself
+        path: route::redact_query(&path).into_owned(),
+        http10: req.version == Version::HTTP_10,
         started: ctx.started,
         started_at: chrono::Utc::now(),
         request_bytes: 0,
         request_id: report::request_id(),
     });
+    if upgrade {
+        answer_error(shared, session, ctx, Some(ep.vendor), ProxyError::Upgrade).await;
+        return Ok(false);
+    }
     // Pingora keeps a copy of what is read, up to 64 KiB, and sends it itself when
     // `request_filter` lets the request through
     session.as_mut().enable_retry_buffering();
@@ -200,12 +210,12 @@ pub(super) async fn forward(
         Ok(b) => b,
         Err(e) => {
             answer_error(shared, session, ctx, Some(ep.vendor), e).await;
-            return false;
+            return Ok(false);
         }
     };
     let one_pass = !session.as_ref().retry_buffer_truncated();
     let Some(local) = ctx.local() else {
-        return false;
+        return Ok(false);
     };
     local.request.request_bytes = body.len();
     let request = local.request.clone();
@@ -219,7 +229,7 @@ pub(super) async fn forward(
             l.facts = Some(i.facts.clone());
         }
         answer_block(session, ctx, ep.vendor, i.verdict.clone()).await;
-        return false;
+        return Ok(false);
     }
     let addr = shared
         .resolver
@@ -239,12 +249,12 @@ pub(super) async fn forward(
             l.policy = Some(i.verdict);
         }
         answer_error(shared, session, ctx, Some(ep.vendor), e).await;
-        return false;
+        return Ok(false);
     }
     let Ok(addr) = addr else {
-        return false;
+        return Ok(false);
     };
-    let upstream_path = format!("{}{}", ep.upstream.base_path, request.path);
+    let upstream_path = format!("{}{}", ep.upstream.base_path, path);
     let exchange = Arc::new(Exchange::new(
         request,
         upstream_path,
@@ -266,7 +276,7 @@ pub(super) async fn forward(
     }
     if one_pass {
         ctx.leg = Leg::OnePass(exchange);
-        return true;
+        return Ok(true);
     }
     ctx.leg = Leg::Parent(exchange.clone());
     match replay(session, exchange.clone(), body).await {
@@ -278,9 +288,15 @@ pub(super) async fn forward(
             let body = ep.vendor.error_body(e.status(), e.code(), &e.message());
             respond::json(session, e.status(), body).await;
         }
+        Err((e, true)) if e.esource() != &pingora_core::ErrorSource::Downstream => {
+            // the device has a header and part of the body: an error from `request_filter`
+            // drops the connection (HTTP/1.1: no final chunk) or resets the stream (h2), so the
+            // SDK sees a cut answer, never a complete one
+            return Error::e_because(ErrorType::ReadError, "the vendor's answer was cut", e);
+        }
         Err((e, _)) => log::debug!("exchange ended early vendor={} error={e}", ep.vendor),
     }
-    false
+    Ok(false)
 }
 
 /// The request the vendor sees: its own Host, the vendor path, HTTP/1.1 framing with an exact
@@ -295,6 +311,8 @@ pub(super) fn rewrite_for_vendor(req: &mut RequestHeader, x: &Exchange) -> Resul
         .map_err(|e| Error::because(ErrorType::InvalidHTTPHeader, "vendor path", e))?;
     req.set_uri(uri);
     req.insert_header(header::HOST, x.domain.as_str())?;
+    headers::strip_request(req);
+    headers::join_cookies(req)?;
     req.remove_header(&header::TRANSFER_ENCODING);
     req.remove_header(&header::EXPECT);
     if had_body {

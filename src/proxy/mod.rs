@@ -11,6 +11,7 @@ mod ctx;
 mod error;
 mod forward;
 mod guard;
+mod headers;
 mod offload;
 mod report;
 mod respond;
@@ -115,6 +116,7 @@ fn request_host(session: &Session) -> Option<String> {
 
 /// The admin API's view of the request, answered and written.
 async fn admin_request(shared: &Shared, session: &mut Session, client_ip: Option<IpAddr>) -> u16 {
+    let host = request_host(session);
     let req = session.req_header();
     let (method, path, query) = (
         req.method.clone(),
@@ -133,6 +135,7 @@ async fn admin_request(shared: &Shared, session: &mut Session, client_ip: Option
             path: &path,
             query: &query,
             authorization: authorization.as_deref(),
+            host: host.as_deref(),
             client_ip,
         },
     )
@@ -208,10 +211,14 @@ impl ProxyHttp for Gateway {
             Route::NotFound => {
                 forward::answer_error(shared, session, ctx, None, ProxyError::NotFound).await;
             }
+            Route::DotSegment => {
+                let e = ProxyError::BadRequest("the path has a dot-segment (`.` or `..`)".into());
+                forward::answer_error(shared, session, ctx, None, e).await;
+            }
             Route::Vendor { endpoint, path } => {
                 let send = forward::forward(shared, session, ctx, host.as_deref(), endpoint, path);
                 // true: Pingora sends the request on itself, in one pass
-                return Ok(!send.await);
+                return send.await.map(|sent_by_pingora| !sent_by_pingora);
             }
         }
         Ok(true)
@@ -285,11 +292,16 @@ impl ProxyHttp for Gateway {
 
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         resp: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         ctx.status = Some(resp.status.as_u16());
+        headers::strip_response(resp);
+        if ctx.request().is_some_and(|r| r.http10) {
+            headers::frame_for_http10(resp);
+            session.set_keepalive(None);
+        }
         ctx.first_byte.get_or_insert_with(Instant::now);
         if let Some(vendor) = ctx.vendor() {
             let header = |name| {
@@ -361,6 +373,18 @@ impl ProxyHttp for Gateway {
             error_code: if answered { 0 } else { ctx.status.unwrap_or(0) },
             can_reuse_downstream: false,
         }
+    }
+
+    /// What Pingora's own error lines say about a request: no secret query parameter.
+    fn request_summary(&self, session: &Session, _ctx: &RequestCtx) -> String {
+        let req = session.req_header();
+        let path = req.uri.path_and_query().map_or("/", |p| p.as_str());
+        format!(
+            "{} {}, Host: {}",
+            req.method,
+            route::redact_query(path),
+            request_host(session).as_deref().unwrap_or("-")
+        )
     }
 
     async fn logging(&self, _session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {

@@ -24,6 +24,9 @@ pub(crate) enum Route {
     HostMismatch,
     /// Nothing matches: 404, never forwarded.
     NotFound,
+    /// A vendor path with a dot-segment (`.`, `..`, encoded or not): 400. No vendor API has one,
+    /// and it could climb out of an endpoint's `upstream` base path.
+    DotSegment,
 }
 
 pub(crate) struct Router {
@@ -57,16 +60,23 @@ impl Router {
         if host.is_some_and(|h| normalize_host(h) != sni) {
             return Route::HostMismatch;
         }
+        let path_and_query = collapse_leading_slashes(path_and_query);
         match self.by_domain.get(sni) {
-            Some(Some(i)) => Route::Vendor {
-                endpoint: *i,
-                path: path_and_query.to_string(),
-            },
+            Some(Some(i)) => vendor(*i, path_and_query.to_string()),
             _ => Route::Misdirected,
         }
     }
 
+    /// Where a request on the plain listener goes.
     pub(crate) fn route(&self, host: Option<&str>, path_and_query: &str) -> Route {
+        let path_and_query = collapse_leading_slashes(path_and_query);
+        match self.route_collapsed(host, path_and_query) {
+            Route::Vendor { endpoint, path } => vendor(endpoint, path),
+            other => other,
+        }
+    }
+
+    fn route_collapsed(&self, host: Option<&str>, path_and_query: &str) -> Route {
         let path = path_and_query.split('?').next().unwrap_or("");
         if path == HEALTH_PATH {
             return Route::Health;
@@ -109,6 +119,115 @@ impl Router {
         }
         Route::NotFound
     }
+}
+
+/// A vendor route, unless its path has a dot-segment.
+fn vendor(endpoint: EndpointId, path: String) -> Route {
+    if has_dot_segment(path.split('?').next().unwrap_or("")) {
+        Route::DotSegment
+    } else {
+        Route::Vendor { endpoint, path }
+    }
+}
+
+/// `//openai/v1` is `/openai/v1`: several leading slashes are one.
+fn collapse_leading_slashes(path: &str) -> &str {
+    let rest = path.trim_start_matches('/');
+    if rest.len() + 1 < path.len() {
+        &path[path.len() - rest.len() - 1..]
+    } else {
+        path
+    }
+}
+
+/// Whether a path has a `.` or `..` segment, with `%2e` for the dots and `%2f` or `\` (and
+/// their encodings) as separators, as a server might decode them.
+fn has_dot_segment(path: &str) -> bool {
+    let decoded = percent_decode(path);
+    decoded
+        .split(|c| *c == b'/' || *c == b'\\')
+        .any(|seg| seg == b"." || seg == b"..")
+}
+
+/// Query parameters that carry a credential (Gemini's `key`, OAuth tokens, signatures).
+const SECRET_PARAMS: &[&str] = &[
+    "key",
+    "api_key",
+    "apikey",
+    "api-key",
+    "x-goog-api-key",
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "token",
+    "auth",
+    "authorization",
+    "client_secret",
+    "password",
+    "secret",
+    "sig",
+    "signature",
+];
+
+/// The path as YORI shows it anywhere but on the wire to the vendor (logs, policy input, rows,
+/// webhooks): the value of every credential-bearing query parameter replaced by `REDACTED`.
+/// Parameter names are compared case-insensitively and percent-decoded, as a server reads them.
+pub(crate) fn redact_query(path_and_query: &str) -> std::borrow::Cow<'_, str> {
+    let Some((path, query)) = path_and_query.split_once('?') else {
+        return path_and_query.into();
+    };
+    let secret = |name: &str| {
+        let name = percent_decode(name);
+        SECRET_PARAMS
+            .iter()
+            .any(|s| s.as_bytes().eq_ignore_ascii_case(&name))
+    };
+    if !query
+        .split('&')
+        .any(|kv| kv.split_once('=').is_some_and(|(k, _)| secret(k)))
+    {
+        return path_and_query.into();
+    }
+    let mut out = String::with_capacity(path_and_query.len());
+    out.push_str(path);
+    out.push('?');
+    for (i, kv) in query.split('&').enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        match kv.split_once('=') {
+            Some((k, _)) if secret(k) => {
+                out.push_str(k);
+                out.push_str("=REDACTED");
+            }
+            _ => out.push_str(kv),
+        }
+    }
+    out.into()
+}
+
+/// `%xx` escapes decoded (`+` kept); bytes that are not an escape are kept as they are.
+fn percent_decode(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let escaped = (b[i] == b'%' && i + 2 < b.len())
+            .then(|| std::str::from_utf8(&b[i + 1..i + 3]).ok())
+            .flatten()
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match escaped {
+            Some(c) => {
+                out.push(c);
+                i += 3;
+            }
+            None => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 /// Lowercase, without the port and the trailing dot.
@@ -232,6 +351,105 @@ mod tests {
         let (r, _) = router("");
         assert_eq!(r.route(Some("api.openai.com"), "/health"), Route::Health);
         assert_eq!(r.route(Some("api.openai.com"), "/api/stats"), Route::Admin);
+    }
+
+    #[test]
+    fn leading_slashes_collapse_and_dot_segments_are_refused() {
+        let (r, c) = router("");
+        assert_eq!(
+            vendor_of(&c, &r.route(None, "//openai/v1/chat/completions")),
+            Some(("openai".into(), "/v1/chat/completions".into()))
+        );
+        assert_eq!(
+            vendor_of(&c, &r.route(None, "///v1/models")),
+            Some(("openai".into(), "/v1/models".into()))
+        );
+        for bad in [
+            "/openai/../admin",
+            "/openai/v1/./x",
+            "/openai/v1/%2e%2e/x",
+            "/openai/v1/.%2E/x",
+            "/openai/v1/..%2fx",
+            "/openai/v1/%2e%2e%5cx",
+            "/openai/v1/..",
+            "/openai/v1\\..\\x",
+        ] {
+            assert_eq!(r.route(None, bad), Route::DotSegment, "{bad}");
+        }
+        assert_eq!(
+            r.route_tls("api.openai.com", None, "/v1/%2E%2E/x"),
+            Route::DotSegment
+        );
+        // dots inside a segment are fine (Gemini model names, versions)
+        assert!(matches!(
+            r.route(
+                None,
+                "/gemini/v1beta/models/gemini-1.5-pro:generateContent?x=..%2f"
+            ),
+            Route::Vendor { .. }
+        ));
+    }
+
+    #[test]
+    fn secret_query_values_are_redacted() {
+        assert_eq!(
+            redact_query("/v1beta/models/g:generateContent?alt=sse&key=AIzaSyXXXX"),
+            "/v1beta/models/g:generateContent?alt=sse&key=REDACTED"
+        );
+        assert_eq!(
+            redact_query("/x?KEY=a&k%65y=b&api_key=c&access_token=d&keep=e&keyx=f"),
+            "/x?KEY=REDACTED&k%65y=REDACTED&api_key=REDACTED&access_token=REDACTED&keep=e&keyx=f"
+        );
+        assert_eq!(redact_query("/x?alt=sse"), "/x?alt=sse");
+        assert_eq!(redact_query("/x"), "/x");
+        assert_eq!(redact_query("/x?key"), "/x?key");
+        assert_eq!(redact_query("/x?%=1&key=%"), "/x?%=1&key=REDACTED");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn a_redacted_path_never_holds_the_secret(
+            before in "[a-z=&]{0,20}",
+            name in "(key|KEY|Key|api_key|k%65y|access_token)",
+            secret in "[A-Za-z0-9_-]{8,40}",
+            after in "[a-z=&]{0,20}",
+        ) {
+            let secret = format!("AIza{secret}");
+            let path = format!("/v1beta/m:generateContent?{before}&{name}={secret}&{after}");
+            let shown = redact_query(&path);
+            proptest::prop_assert!(!shown.contains(&secret), "{}", shown);
+        }
+
+        #[test]
+        fn redaction_never_panics(path in "\\PC{0,80}") {
+            let shown = redact_query(&path);
+            proptest::prop_assert!(shown.len() <= path.len() + 9 * path.matches('=').count().max(1));
+        }
+
+        #[test]
+        fn any_host_and_path_routes_without_panicking(
+            host in proptest::option::of("\\PC{0,40}"),
+            path in "\\PC{0,80}",
+        ) {
+            let (r, _) = router("");
+            let _ = r.route(host.as_deref(), &path);
+            let _ = r.route_tls("api.openai.com", host.as_deref(), &path);
+            // a vendor path never carries a dot-segment
+            if let Route::Vendor { path: p, .. } = r.route(host.as_deref(), &path) {
+                proptest::prop_assert!(!has_dot_segment(p.split('?').next().unwrap_or("")));
+            }
+        }
+
+        #[test]
+        fn a_host_never_reaches_an_unconfigured_upstream(host in "[a-z0-9.:-]{1,30}", path in "/[a-z0-9/]{0,30}") {
+            let (r, c) = router("");
+            if let Route::Vendor { endpoint, .. } = r.route(Some(&host), &path) {
+                let domain = &c.endpoint(endpoint).domain;
+                proptest::prop_assert!(c.endpoints.iter().any(|e| &e.domain == domain));
+            }
+        }
     }
 
     #[test]

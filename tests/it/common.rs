@@ -113,6 +113,15 @@ impl Yori {
 
     /// Like `start`, with the policies' clock fixed at `now` (RFC 3339, local zone UTC).
     pub(crate) fn start_at(extra: &str, now: &str) -> Yori {
+        Yori::launch(extra, now, &[])
+    }
+
+    /// Like `start`, with more environment for the binary (`RUST_LOG=debug`, say).
+    pub(crate) fn start_env(extra: &str, env: &[(&str, &str)]) -> Yori {
+        Yori::launch(extra, NOON, env)
+    }
+
+    fn launch(extra: &str, now: &str, env: &[(&str, &str)]) -> Yori {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
         let metrics_port = free_port();
@@ -135,6 +144,7 @@ impl Yori {
             .env("RUST_LOG", "info")
             .env("YORI_TEST_NOW", now)
             .env("TZ", "UTC")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -17,6 +17,7 @@ mod mock;
 mod audit;
 mod cli;
 mod gateway;
+mod hardening;
 mod metrics;
 mod ops;
 mod policy;

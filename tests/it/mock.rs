@@ -8,6 +8,8 @@
 //! - `x-mock-fail: 500|429|close|hang`: answer an error status, cut the connection mid-stream, or
 //!   never answer
 //! - `x-mock-gzip: 1`: gzip the response body (Content-Encoding: gzip)
+//! - `x-mock-hop: 1`: add hop-by-hop fields to the answer (`Keep-Alive`, and `X-Vendor-Hop`
+//!   nominated by `Connection`), which must not reach the device
 //!
 //! Usage numbers are deterministic: `PROMPT_TOKENS` in, `COMPLETION_TOKENS_PER_EVENT` per delta.
 
@@ -206,6 +208,7 @@ async fn handle(
         .unwrap_or(options.events);
     let gzip = header("x-mock-gzip").is_some_and(|v| v == "1");
     let fail = header("x-mock-fail").unwrap_or_default();
+    let hop = header("x-mock-hop").is_some_and(|v| v == "1");
 
     let p = parts.uri.path();
     let api = if p.ends_with("/chat/completions") {
@@ -276,6 +279,23 @@ async fn handle(
             .pointer("/stream_options/include_usage")
             .and_then(Value::as_bool)
             .unwrap_or(false);
+    if !stream && fail == "close" {
+        // half of the JSON answer, then the connection breaks
+        let whole = json_response(api, &model, events).to_string().into_bytes();
+        let (mut tx, rx) = Channel::<Bytes, std::io::Error>::new(2);
+        tokio::spawn(async move {
+            let _ = tx
+                .send_data(Bytes::copy_from_slice(&whole[..whole.len() / 2]))
+                .await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            tx.abort(std::io::Error::other("mock: cut mid-body"));
+        });
+        let resp = Response::builder()
+            .status(200)
+            .header("content-type", "application/json")
+            .body(rx.boxed());
+        return Ok(resp.unwrap_or_else(|_| full(500, "text/plain", vec![], false)));
+    }
     if !stream {
         let v = json_response(api, &model, events);
         return Ok(full(
@@ -324,6 +344,12 @@ async fn handle(
         .header("cache-control", "no-cache");
     if gzip {
         b = b.header("content-encoding", "gzip");
+    }
+    if hop {
+        b = b
+            .header("connection", "x-vendor-hop")
+            .header("x-vendor-hop", "1")
+            .header("keep-alive", "timeout=5, max=100");
     }
     Ok(b.body(rx.boxed())
         .unwrap_or_else(|_| full(500, "text/plain", vec![], false)))
