@@ -105,11 +105,6 @@ pub fn build(
         router: Router::new(&config),
         resolver: Resolver::default(),
         audit,
-        devices: config
-            .devices
-            .iter()
-            .map(|d| (d.ip, d.name.clone()))
-            .collect(),
         decider: Arc::new(Decider {
             mode: config.mode,
             live,

@@ -86,6 +86,12 @@ impl Config {
             default: self.policies.default,
             allowlist: self.enforcement.allowlist.clone(),
             disabled: self.enforcement.disabled,
+            devices: std::sync::Arc::new(
+                self.devices
+                    .iter()
+                    .map(|d| (d.ip, d.name.clone()))
+                    .collect(),
+            ),
         }
     }
 }

@@ -1,4 +1,5 @@
-//! Settings that change without a restart: the policy set and the enforcement switches.
+//! Settings that change without a restart: the policy set, the enforcement switches, and the
+//! household's device names (with the allowlist that names them).
 //!
 //! On SIGHUP the config file is read again; when it is valid (policies compile), the new set
 //! replaces the old one in one swap, so a request sees either the old or the new set, never a
@@ -9,6 +10,7 @@ use super::{Action, PolicySet};
 use async_trait::async_trait;
 use pingora_core::server::ShutdownWatch;
 use pingora_core::services::background::BackgroundService;
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 
@@ -22,6 +24,8 @@ pub struct Live {
     pub allowlist: Vec<IpAddr>,
     /// The emergency switch (`enforcement.disabled`): nothing is blocked, whatever the mode.
     pub disabled: bool,
+    /// Device names by address (`devices`): rows, policy input, alerts.
+    pub devices: Arc<HashMap<IpAddr, String>>,
 }
 
 impl std::fmt::Debug for Live {
@@ -31,6 +35,7 @@ impl std::fmt::Debug for Live {
             .field("default", &self.default)
             .field("allowlist", &self.allowlist)
             .field("disabled", &self.disabled)
+            .field("devices", &self.devices.len())
             .finish()
     }
 }
@@ -83,9 +88,10 @@ impl Reloader {
                 let live = self.live.swap(new);
                 crate::metrics::RELOADS.with_label_values(&["ok"]).inc();
                 log::info!(
-                    "reloaded on SIGHUP policies={} enforcement_disabled={} (listen, endpoints, audit and server keys need a restart)",
+                    "reloaded on SIGHUP policies={} enforcement_disabled={} devices={} (listen, endpoints, audit and server keys need a restart)",
                     live.policies.names().join(","),
-                    live.disabled
+                    live.disabled,
+                    live.devices.len()
                 );
             }
             Err(e) => {

@@ -49,8 +49,9 @@ fn decide(
     facts: &RequestFacts,
 ) -> Gated {
     let ep = shared.config.endpoint(request.endpoint);
+    let live = shared.decider.live.get();
     let device = client_ip
-        .and_then(|ip| shared.devices.get(&ip))
+        .and_then(|ip| live.devices.get(&ip))
         .map(String::as_str);
     let g = shared.decider.decide(&decide::Request {
         vendor: ep.vendor.as_str(),

@@ -43,7 +43,6 @@ use pingora_core::{Error, ErrorType, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 use route::{Route, Router};
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -56,7 +55,6 @@ pub(crate) struct Shared {
     pub router: Router,
     pub resolver: Resolver,
     pub audit: AuditSender,
-    pub devices: HashMap<IpAddr, String>,
     pub decider: Arc<Decider>,
     pub alerts: AlertSender,
     pub admin: AdminState,

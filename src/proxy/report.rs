@@ -84,7 +84,7 @@ pub(crate) fn build(shared: &Shared, ctx: &RequestCtx) -> Option<Report> {
         client_ip: ctx.client_ip,
         device: ctx
             .client_ip
-            .and_then(|ip| shared.devices.get(&ip).cloned()),
+            .and_then(|ip| shared.decider.live.get().devices.get(&ip).cloned()),
         vendor: endpoint.vendor,
         endpoint: endpoint.domain.clone(),
         method: req.method.clone(),

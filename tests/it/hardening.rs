@@ -336,3 +336,50 @@ async fn leading_slashes_collapse_and_dot_segments_are_refused() {
         "nothing with a dot-segment is sent"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_devices_with_the_allowlist_that_names_them() {
+    let mock = start_mock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let pol = tempfile::tempdir().unwrap();
+    std::fs::write(
+        pol.path().join("gate.rego"),
+        "package yori.gate\nimport rego.v1\ndecision := {\"action\": \"block\", \"reason\": \"closed\"}\n",
+    )
+    .unwrap();
+    let before = format!(
+        "mode: enforce\nenforcement:\n  consent_accepted: true\npolicies:\n  directory: {}\ndevices:\n  - ip: 127.0.0.1\n    name: old-laptop\n",
+        pol.path().display()
+    );
+    let yori = Yori::start(&config(&mock, &dir, &before));
+    assert_eq!(openai_chat(yori.port, "hi").await.status, 403);
+    let after = std::fs::read_to_string(&yori.config).unwrap().replace(
+        "consent_accepted: true\n",
+        "consent_accepted: true\n  allowlist: [parents-mac]\n",
+    );
+    let after = after.replace("name: old-laptop", "name: parents-mac");
+    std::fs::write(&yori.config, after).unwrap();
+    yori.signal(libc::SIGHUP);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while openai_chat(yori.port, "hi").await.status != 200 {
+        assert!(Instant::now() < deadline, "never reloaded:\n{}", yori.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let c = Connection::open(dir.path().join("audit.db")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let devices: Vec<Option<String>> = c
+            .prepare("SELECT client_device FROM audit_events ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        if devices.last() == Some(&Some("parents-mac".into())) {
+            assert_eq!(devices[0].as_deref(), Some("old-laptop"));
+            break;
+        }
+        assert!(Instant::now() < deadline, "{devices:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

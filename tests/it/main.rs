@@ -16,6 +16,7 @@ mod mock;
 
 mod audit;
 mod cli;
+mod edge;
 mod gateway;
 mod hardening;
 mod metrics;
