@@ -107,6 +107,9 @@ vocabulary! {
         /// The device asked to switch protocols (WebSocket, extended CONNECT): refused, as what
         /// flows after the switch could not be audited.
         UpgradeRefused => "upgrade_refused",
+        /// Enforce mode: a compressed request body that cannot be inflated within the bound
+        /// cannot be decided on, so it is refused.
+        UnreadableBody => "unreadable_body",
         UpstreamUnreachable => "upstream_unreachable",
         UpstreamTimeout => "upstream_timeout",
         UpstreamBroken => "upstream_broken",

@@ -83,7 +83,8 @@ pub(crate) struct Report {
     pub mode: Mode,
     pub request_bytes: u64,
     pub response_bytes: u64,
-    /// What the inspection could not do whole: `pii_scan_cut` (the personal-data scan stopped at
+    /// What the inspection could not do whole: `request_unread` (a compressed request body that
+    /// could not be inflated within the bound), `pii_scan_cut` (the personal-data scan stopped at
     /// its bound), `usage_unread` (the answer's usage could not be read; tokens are estimated).
     pub notes: Vec<&'static str>,
 }

@@ -41,7 +41,8 @@ pub struct AuditRow {
     pub error_kind: Option<ErrorKind>,
     pub user_agent: Option<String>,
     pub request_id: String,
-    /// Comma list of what the inspection could not do whole (`pii_scan_cut`, `usage_unread`).
+    /// Comma list of what the inspection could not do whole (`request_unread`, `pii_scan_cut`,
+    /// `usage_unread`).
     pub notes: Option<String>,
 }
 

@@ -16,6 +16,9 @@ pub struct RequestFacts {
     pub sensitive_kinds: Vec<&'static str>,
     /// The personal-data scan stopped at its bound (`pii::MAX_SCAN_BYTES`, `MAX_ITEMS`).
     pub scan_cut: bool,
+    /// The body came with a Content-Encoding that could not be read within the bound
+    /// (`inflate::whole`): these facts are those of an empty body.
+    pub body_unread: bool,
 }
 
 impl RequestFacts {
@@ -34,6 +37,7 @@ impl RequestFacts {
             prompt: p.prompt,
             message_count: p.message_count,
             text_chars: p.text_chars,
+            body_unread: false,
         }
     }
 }

@@ -4,5 +4,6 @@
 //! machinery is here.
 
 pub mod facts;
+pub mod inflate;
 pub mod pii;
 pub mod usage;

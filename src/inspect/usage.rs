@@ -5,8 +5,8 @@
 //! `\r\n\r\n`) from a small tail buffer, so a stream is never held whole. A JSON answer is kept up
 //! to `MAX_JSON_BYTES` to be parsed at the end.
 
+use super::inflate::Inflate;
 use serde_json::Value;
-use std::io::Write;
 
 /// Folds one response document or stream event into the running usage: each provider's
 /// knowledge of where its vendor puts the token counts (`providers::Provider::absorb_usage`).
@@ -45,95 +45,6 @@ pub(crate) fn estimate(chars: usize) -> u64 {
 /// compressed chunk can inflate to gigabytes).
 pub(crate) const MAX_INFLATED_BYTES: usize = 16 << 20;
 
-/// A writer that takes at most `room` bytes in all, then fails, which stops a decoder mid-chunk.
-struct Capped {
-    buf: Vec<u8>,
-    room: usize,
-}
-
-impl Write for Capped {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        if data.len() > self.room {
-            self.room = 0;
-            return Err(std::io::Error::other("inflated copy over its cap"));
-        }
-        self.room -= data.len();
-        self.buf.extend_from_slice(data);
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn capped() -> Capped {
-    Capped {
-        buf: Vec::new(),
-        room: MAX_INFLATED_BYTES,
-    }
-}
-
-enum Inflate {
-    Identity,
-    Gzip(flate2::write::GzDecoder<Capped>),
-    Deflate(flate2::write::ZlibDecoder<Capped>),
-    Brotli(Box<brotli_decompressor::DecompressorWriter<Capped>>),
-    Zstd(zstd::stream::write::Decoder<'static, Capped>),
-    /// Unknown encoding, a corrupt stream, or over the cap: stop reading, keep forwarding.
-    Failed,
-}
-
-impl Inflate {
-    fn new(encoding: Option<&str>) -> Inflate {
-        match encoding.map(|e| e.trim().to_ascii_lowercase()).as_deref() {
-            None | Some("") | Some("identity") => Inflate::Identity,
-            Some("gzip") | Some("x-gzip") => Inflate::Gzip(flate2::write::GzDecoder::new(capped())),
-            Some("deflate") => Inflate::Deflate(flate2::write::ZlibDecoder::new(capped())),
-            Some("br") => Inflate::Brotli(Box::new(brotli_decompressor::DecompressorWriter::new(
-                capped(),
-                4096,
-            ))),
-            Some("zstd") => {
-                zstd::stream::write::Decoder::new(capped()).map_or(Inflate::Failed, Inflate::Zstd)
-            }
-            Some(_) => Inflate::Failed,
-        }
-    }
-
-    /// Runs `f` on the plain bytes of `chunk`; `false` when this body cannot be read (any more).
-    fn feed(&mut self, chunk: &[u8], f: impl FnOnce(&[u8])) -> bool {
-        fn run<W: Write>(w: &mut W, chunk: &[u8]) -> bool {
-            w.write_all(chunk).and_then(|_| w.flush()).is_ok()
-        }
-        let ok = match self {
-            Inflate::Identity => {
-                f(chunk);
-                return true;
-            }
-            Inflate::Failed => return false,
-            Inflate::Gzip(d) => run(d, chunk),
-            Inflate::Deflate(d) => run(d, chunk),
-            Inflate::Brotli(d) => run(d.as_mut(), chunk),
-            Inflate::Zstd(d) => run(d, chunk),
-        };
-        if !ok {
-            *self = Inflate::Failed;
-            return false;
-        }
-        let out = match self {
-            Inflate::Gzip(d) => &mut d.get_mut().buf,
-            Inflate::Deflate(d) => &mut d.get_mut().buf,
-            Inflate::Brotli(d) => &mut d.get_mut().buf,
-            Inflate::Zstd(d) => &mut d.get_mut().buf,
-            Inflate::Identity | Inflate::Failed => return true,
-        };
-        f(out);
-        out.clear();
-        true
-    }
-}
-
 /// Watches one response body.
 pub struct UsageTap {
     absorb: Absorb,
@@ -160,7 +71,7 @@ impl UsageTap {
         UsageTap {
             absorb,
             sse,
-            inflate: Inflate::new(content_encoding),
+            inflate: Inflate::new(content_encoding, MAX_INFLATED_BYTES),
             buf: Vec::new(),
             scanned: 0,
             skipping_event: false,
@@ -308,6 +219,7 @@ pub(crate) fn fixture(name: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     /// A vendor-neutral reader for these tests: `{"usage": {"in", "out"}}` and `{"text"}`.
     fn absorb(v: &Value, u: &mut Usage) {

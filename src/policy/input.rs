@@ -149,6 +149,7 @@ mod tests {
             text_chars: 20,
             sensitive_kinds: vec!["email"],
             scan_cut: false,
+            body_unread: false,
         }
     }
 

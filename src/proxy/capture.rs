@@ -42,7 +42,7 @@ pub(crate) struct Share {
 
 impl Share {
     /// Takes `n` more bytes, or says the budget is spent.
-    fn grow(&mut self, n: usize) -> Result<(), ProxyError> {
+    pub(super) fn grow(&mut self, n: usize) -> Result<(), ProxyError> {
         let before = self.budget.held.fetch_add(n, Ordering::AcqRel);
         if before + n > self.budget.cap {
             self.budget.held.fetch_sub(n, Ordering::AcqRel);
@@ -118,6 +118,32 @@ pub(super) async fn read_body(
         }
     }
     Ok(body.freeze())
+}
+
+/// The body as the vendor will read it, for the policies: inflated when the device sent a
+/// Content-Encoding (at most `limits.max_body_bytes`, held against the budget too), `None` when
+/// it cannot be read. The device's bytes are what is forwarded either way.
+pub(super) fn plain_copy(
+    session: &Session,
+    body: &Bytes,
+    limits: &Limits,
+    share: &mut Share,
+) -> Result<Option<Bytes>, ProxyError> {
+    use crate::inspect::inflate::{whole, Plain};
+    use std::borrow::Cow;
+    let encoding = session
+        .req_header()
+        .headers
+        .get(header::CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("unreadable"));
+    match whole(encoding, body, limits.max_body_bytes) {
+        Plain::Read(Cow::Borrowed(_)) => Ok(Some(body.clone())),
+        Plain::Read(Cow::Owned(plain)) => {
+            share.grow(plain.len())?;
+            Ok(Some(Bytes::from(plain)))
+        }
+        Plain::Unread => Ok(None),
+    }
 }
 
 /// Reads and drops a request body YORI refuses without looking at it (404, 421), so an HTTP/2

@@ -22,6 +22,8 @@ pub(crate) enum ProxyError {
     Busy,
     /// A protocol switch (WebSocket, extended CONNECT).
     Upgrade,
+    /// Enforce mode: a Content-Encoding that cannot be inflated within the bound.
+    UnreadableBody,
     /// The vendor could not be reached (DNS, connect, TLS).
     UpstreamUnreachable(String),
     /// The vendor did not answer in time.
@@ -40,6 +42,7 @@ impl ProxyError {
             ProxyError::BodyTimeout => 408,
             ProxyError::Busy => 503,
             ProxyError::Upgrade => 501,
+            ProxyError::UnreadableBody => 415,
             ProxyError::UpstreamUnreachable(_) | ProxyError::UpstreamBroken(_) => 502,
             ProxyError::UpstreamTimeout => 504,
         }
@@ -54,6 +57,7 @@ impl ProxyError {
             ProxyError::BodyTimeout => ErrorKind::RequestTimeout,
             ProxyError::Busy => ErrorKind::GatewayBusy,
             ProxyError::Upgrade => ErrorKind::UpgradeRefused,
+            ProxyError::UnreadableBody => ErrorKind::UnreadableBody,
             ProxyError::UpstreamUnreachable(_) => ErrorKind::UpstreamUnreachable,
             ProxyError::UpstreamTimeout => ErrorKind::UpstreamTimeout,
             ProxyError::UpstreamBroken(_) => ErrorKind::UpstreamBroken,
@@ -89,6 +93,9 @@ impl ProxyError {
             ProxyError::Upgrade => {
                 "yori: protocol upgrades (WebSocket, e.g. a Realtime API) are not supported through this gateway, as they could not be audited; use the HTTP API".into()
             }
+            ProxyError::UnreadableBody => {
+                "yori: the request body's Content-Encoding could not be read within the gateway's limit (one of gzip, deflate, br, zstd, inflating to at most limits.max_body_bytes)".into()
+            }
             ProxyError::UpstreamUnreachable(_) => {
                 "yori: the vendor could not be reached from the gateway".into()
             }
@@ -106,7 +113,8 @@ impl ProxyError {
             | ProxyError::BadRequest(_)
             | ProxyError::BodyTimeout
             | ProxyError::Busy
-            | ProxyError::Upgrade => log::Level::Info,
+            | ProxyError::Upgrade
+            | ProxyError::UnreadableBody => log::Level::Info,
             ProxyError::UpstreamUnreachable(_)
             | ProxyError::UpstreamTimeout
             | ProxyError::UpstreamBroken(_) => log::Level::Warn,

@@ -29,16 +29,28 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The facts of a request body and the policies' verdict on them.
+/// The facts of a request body (`None`: an encoding that could not be read) and the policies'
+/// verdict on them.
 fn inspect(
     shared: &Shared,
     client_ip: Option<IpAddr>,
     request: &VendorRequest,
-    body: &[u8],
+    body: Option<&[u8]>,
 ) -> Inspection {
-    let facts = Arc::new(request.vendor.request_facts(&request.path, body));
+    let mut facts = request
+        .vendor
+        .request_facts(&request.path, body.unwrap_or_default());
+    facts.body_unread = body.is_none();
+    let facts = Arc::new(facts);
     let verdict = decide(shared, client_ip, request, &facts);
     Inspection { facts, verdict }
+}
+
+/// Whether enforce mode may stop this client's requests now: not when the emergency switch is
+/// on, nor for a client on the allowlist.
+fn may_block(shared: &Shared, client_ip: Option<IpAddr>) -> bool {
+    let live = shared.decider.live.get();
+    !live.disabled && !client_ip.is_some_and(|ip| live.allowlist.contains(&ip))
 }
 
 /// Runs the policies on a request and raises the alert the verdict calls for.
@@ -205,9 +217,14 @@ pub(super) async fn forward(
     // `request_filter` lets the request through
     session.as_mut().enable_retry_buffering();
     let mut share = shared.body_budget.share();
-    let read = capture::read_body(session, &shared.config.limits, &mut share).await;
+    let read = capture::read_body(session, &shared.config.limits, &mut share)
+        .await
+        .and_then(|body| {
+            let plain = capture::plain_copy(session, &body, &shared.config.limits, &mut share)?;
+            Ok((body, plain))
+        });
     ctx.body_share = Some(share);
-    let body = match read {
+    let (body, plain) = match read {
         Ok(b) => b,
         Err(e) => {
             answer_error(shared, session, ctx, Some(ep.vendor), e).await;
@@ -224,12 +241,28 @@ pub(super) async fn forward(
     // out before the request goes on. In observe and advisory modes they are worked out off the
     // proxy thread while the vendor answers (`offload`); the audit row waits for them.
     let inline = (shared.config.mode == Mode::Enforce)
-        .then(|| inspect(shared, ctx.client_ip, &request, &body));
+        .then(|| inspect(shared, ctx.client_ip, &request, plain.as_deref()));
     if let Some(i) = inline.as_ref().filter(|i| i.verdict.block) {
         if let Some(l) = ctx.local() {
             l.facts = Some(i.facts.clone());
         }
         answer_block(session, ctx, ep.vendor, i.verdict.clone()).await;
+        return Ok(false);
+    }
+    if inline.as_ref().is_some_and(|i| i.facts.body_unread) && may_block(shared, ctx.client_ip) {
+        // enforce mode cannot decide on a body it cannot read: an encoding must not be a way
+        // around the household's rules
+        if let Some(l) = ctx.local() {
+            l.facts = inline.as_ref().map(|i| i.facts.clone());
+        }
+        answer_error(
+            shared,
+            session,
+            ctx,
+            Some(ep.vendor),
+            ProxyError::UnreadableBody,
+        )
+        .await;
         return Ok(false);
     }
     let addr = shared
@@ -244,7 +277,8 @@ pub(super) async fn forward(
             .map(|e| ProxyError::BadRequest(e.to_string())),
     };
     if let Some(e) = refusal {
-        let i = inline.unwrap_or_else(|| inspect(shared, ctx.client_ip, &request, &body));
+        let i =
+            inline.unwrap_or_else(|| inspect(shared, ctx.client_ip, &request, plain.as_deref()));
         if let Some(l) = ctx.local() {
             l.facts = Some(i.facts);
             l.policy = Some(i.verdict);
@@ -267,11 +301,10 @@ pub(super) async fn forward(
         None => {
             let (request, shared2, client_ip) =
                 (exchange.request.clone(), shared.clone(), ctx.client_ip);
-            let body = body.clone();
             exchange.inspection.defer(
                 shared
                     .offload
-                    .run(move || inspect(&shared2, client_ip, &request, &body)),
+                    .run(move || inspect(&shared2, client_ip, &request, plain.as_deref())),
             );
         }
     }

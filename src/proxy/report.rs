@@ -67,6 +67,9 @@ pub(crate) fn build(shared: &Shared, ctx: &RequestCtx) -> Option<Report> {
     if facts.as_ref().is_some_and(|f| f.scan_cut) {
         notes.push("pii_scan_cut");
     }
+    if facts.as_ref().is_some_and(|f| f.body_unread) {
+        notes.push("request_unread");
+    }
     if ctx.usage.as_ref().is_some_and(|t| t.unread) {
         notes.push("usage_unread");
     }

@@ -383,3 +383,58 @@ async fn sighup_reloads_devices_with_the_allowlist_that_names_them() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    crate::mock::gzip_bytes(data)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compressed_request_body_is_read_for_the_rules_and_forwarded_as_sent() {
+    let mock = start_mock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let pol = tempfile::tempdir().unwrap();
+    std::fs::write(
+        pol.path().join("words.rego"),
+        "package yori.words\nimport rego.v1\ndecision := {\"action\": \"block\", \"reason\": \"forbidden topic\"} if contains(input.request.prompt, \"forbidden-topic\")\n",
+    )
+    .unwrap();
+    let conf = config(
+        &mock,
+        &dir,
+        &format!(
+            "mode: enforce\nenforcement:\n  consent_accepted: true\npolicies:\n  directory: {}\n",
+            pol.path().display()
+        ),
+    );
+    let yori = Yori::start(&conf);
+    let path = "/openai/v1/chat/completions";
+    let gz = |h: &'static str| [("content-encoding", h)];
+    // the rule sees through gzip: blocked, and the vendor gets nothing
+    let packed = gzip(
+        VENDORS[0]
+            .body("tell me about forbidden-topic", false)
+            .as_bytes(),
+    );
+    let r = post(yori.port, path, &gz("gzip"), packed).await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(mock.requests().is_empty());
+    // an allowed compressed body goes to the vendor byte for byte, still compressed
+    let packed = gzip(VENDORS[0].body("what is rain", false).as_bytes());
+    let r = post(yori.port, path, &gz("gzip"), packed.clone()).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let seen = mock.requests();
+    assert_eq!(seen[0].body_sha256, crate::mock::sha256_hex(&packed));
+    assert_eq!(seen[0].header("content-encoding"), Some("gzip"));
+    // a body that cannot be read (a list of codings, a truncated stream) cannot be decided on
+    for (enc, body) in [
+        ("gzip, br", packed.clone()),
+        ("gzip", packed[..packed.len() / 2].to_vec()),
+    ] {
+        let r = post(yori.port, path, &[("content-encoding", enc)], body).await;
+        assert_eq!(r.status, 415, "{enc}: {}", r.text());
+        assert!(r.text().contains("unreadable_body"), "{}", r.text());
+    }
+    assert_eq!(mock.requests().len(), 1);
+    let got = rows(&dir, 4);
+    assert_eq!(got[3].2.as_deref(), Some("unreadable_body"));
+}
