@@ -91,9 +91,10 @@ fn ca(c: &config::Config, verb: &CaCommand) -> ExitCode {
     use yori::tls::ca::Ca;
     let dir = &c.tls.ca_dir;
     match verb {
-        CaCommand::Init { force } => match Ca::init(dir, *force) {
-            Ok(ca) => {
-                println!(
+        CaCommand::Init { force } => {
+            match Ca::init(dir, *force, yori::tls::constraints(c).as_deref()) {
+                Ok(ca) => {
+                    println!(
                     "local CA created in {}\n  certificate: {}/{} (install it on each device: `yori ca export`)\n  key: {}/{} (mode 0600, never copy it off the router)\n  SHA-256 fingerprint: {}",
                     dir.display(),
                     dir.display(),
@@ -102,13 +103,14 @@ fn ca(c: &config::Config, verb: &CaCommand) -> ExitCode {
                     yori::tls::ca::KEY_FILE,
                     ca.fingerprint()
                 );
-                ExitCode::SUCCESS
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("yori ca init: {e}");
+                    ExitCode::from(2)
+                }
             }
-            Err(e) => {
-                eprintln!("yori ca init: {e}");
-                ExitCode::from(2)
-            }
-        },
+        }
         CaCommand::Export { der } => {
             // only the certificate: exporting must not need the key
             let bytes = Ca::certificate(dir)

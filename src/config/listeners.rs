@@ -47,6 +47,10 @@ pub struct TlsConfig {
     /// `leaf_days`: validity of the leaf certificates the local CA issues; renewed when a
     /// third is left.
     pub leaf_days: u32,
+    /// `name_constraints`: a local CA made from now on may sign only the enabled endpoint
+    /// domains (X.509 name constraints), so a stolen `ca.key` cannot impersonate other sites.
+    /// Adding an endpoint then needs a new CA, installed again on each device.
+    pub name_constraints: bool,
 }
 
 impl Default for TlsConfig {
@@ -58,6 +62,7 @@ impl Default for TlsConfig {
             cert: None,
             key: None,
             leaf_days: 90,
+            name_constraints: true,
         }
     }
 }
@@ -85,6 +90,9 @@ impl TlsConfig {
             leaf_days: s
                 .uint("leaf_days", 2, 825, p)
                 .map_or(d.leaf_days, |n| n as u32),
+            name_constraints: s
+                .boolean("name_constraints", p)
+                .unwrap_or(d.name_constraints),
         };
         (tls, enabled.then_some(listen))
     }

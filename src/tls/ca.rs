@@ -4,8 +4,13 @@
 //! Files: `ca.crt` (PEM, 0644, what devices install) and `ca.key` (PEM, 0600, never leaves the
 //! router). Both are written to a temporary name and renamed, so a crash never leaves half a CA.
 //! Keys are ECDSA P-256, which every current OS, browser, curl, Python and Node accept.
+//!
+//! A CA made with name constraints (the default, `tls.name_constraints`) may only sign the
+//! endpoint domains enabled when it was made, and no IP address: a stolen `ca.key` cannot then
+//! impersonate other sites to the devices that trust it. Adding an endpoint later means a new
+//! CA (`yori ca init --force`) installed again on each device.
 
-use openssl::asn1::{Asn1Integer, Asn1Time};
+use openssl::asn1::{Asn1Integer, Asn1Object, Asn1OctetString, Asn1Time};
 use openssl::bn::{BigNum, MsbOption};
 use openssl::ec::{EcGroup, EcKey};
 use openssl::hash::MessageDigest;
@@ -15,7 +20,7 @@ use openssl::x509::extension::{
     AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
     SubjectKeyIdentifier,
 };
-use openssl::x509::{X509Builder, X509NameBuilder, X509NameRef, X509};
+use openssl::x509::{X509Builder, X509Extension, X509NameBuilder, X509NameRef, X509};
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -93,9 +98,47 @@ pub fn unix_time(t: &openssl::asn1::Asn1TimeRef) -> i64 {
         .map_or(0, |d| d.days as i64 * 86_400 + d.secs as i64)
 }
 
+/// A DER tag-length-value.
+fn der(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let n = content.len();
+    if n < 0x80 {
+        out.push(n as u8);
+    } else {
+        let bytes: Vec<u8> = n
+            .to_be_bytes()
+            .into_iter()
+            .skip_while(|b| *b == 0)
+            .collect();
+        out.push(0x80 | bytes.len() as u8);
+        out.extend_from_slice(&bytes);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+/// The X.509 name constraints extension (RFC 5280 section 4.2.1.10), critical: DNS names
+/// permitted under each of `domains` only, and every IPv4 and IPv6 address excluded.
+fn name_constraints(domains: &[String]) -> Result<X509Extension, openssl::error::ErrorStack> {
+    // GeneralSubtree ::= SEQUENCE { base GeneralName }; dNSName is [2], iPAddress [7]
+    let subtree = |tag: u8, value: &[u8]| der(0x30, &der(tag, value));
+    let permitted: Vec<u8> = domains
+        .iter()
+        .flat_map(|d| subtree(0x82, d.as_bytes()))
+        .collect();
+    let mut excluded = subtree(0x87, &[0; 8]);
+    excluded.extend(subtree(0x87, &[0; 32]));
+    let mut body = der(0xa0, &permitted);
+    body.extend(der(0xa1, &excluded));
+    let value = der(0x30, &body);
+    let oid = Asn1Object::from_str("2.5.29.30")?;
+    let value = Asn1OctetString::new_from_bytes(&value)?;
+    X509Extension::new_from_der(&oid, true, &value)
+}
+
 impl Ca {
-    /// Creates a new CA in memory (not yet written).
-    fn generate(dir: &Path) -> Result<Ca, CaError> {
+    /// Creates a new CA in memory (not yet written); with `permitted` names, constrained to them.
+    fn generate(dir: &Path, permitted: Option<&[String]>) -> Result<Ca, CaError> {
         let key = new_key()?;
         let mut name = X509NameBuilder::new()?;
         name.append_entry_by_nid(Nid::COMMONNAME, CA_NAME)?;
@@ -112,6 +155,9 @@ impl Ca {
         )?;
         let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(None, None))?;
         b.append_extension(ski)?;
+        if let Some(domains) = permitted.filter(|d| !d.is_empty()) {
+            b.append_extension(name_constraints(domains)?)?;
+        }
         b.sign(&key, MessageDigest::sha256())?;
         Ok(Ca {
             cert: b.build(),
@@ -124,8 +170,9 @@ impl Ca {
         dir.join(CERT_FILE).exists() || dir.join(KEY_FILE).exists()
     }
 
-    /// Creates a CA in `dir` and writes it. Refuses to replace an existing one unless `force`.
-    pub fn init(dir: &Path, force: bool) -> Result<Ca, CaError> {
+    /// Creates a CA in `dir` and writes it, constrained to the `permitted` domains when given.
+    /// Refuses to replace an existing one unless `force`.
+    pub fn init(dir: &Path, force: bool, permitted: Option<&[String]>) -> Result<Ca, CaError> {
         if Ca::exists(dir) && !force {
             return Err(file_err(
                 dir,
@@ -134,7 +181,7 @@ impl Ca {
             ));
         }
         std::fs::create_dir_all(dir).map_err(|e| file_err(dir, format!("cannot create: {e}")))?;
-        let ca = Ca::generate(dir)?;
+        let ca = Ca::generate(dir, permitted)?;
         write_atomic(
             &dir.join(KEY_FILE),
             &ca.key.private_key_to_pem_pkcs8()?,
@@ -209,6 +256,33 @@ impl Ca {
                     .join(":")
             })
             .unwrap_or_default()
+    }
+
+    /// Whether a device that trusts this CA accepts `leaf` for `host` (OpenSSL's own chain and
+    /// name checks, name constraints included); the reason when it does not.
+    pub fn verify(&self, leaf: &X509, host: &str) -> Result<(), String> {
+        use openssl::stack::Stack;
+        use openssl::x509::store::X509StoreBuilder;
+        use openssl::x509::X509StoreContext;
+        let check = || -> Result<openssl::x509::X509VerifyResult, openssl::error::ErrorStack> {
+            let mut store = X509StoreBuilder::new()?;
+            store.add_cert(self.cert.clone())?;
+            let mut param = openssl::x509::verify::X509VerifyParam::new()?;
+            param.set_host(host)?;
+            store.set_param(&param)?;
+            let store = store.build();
+            let mut ctx = X509StoreContext::new()?;
+            let chain: Stack<X509> = Stack::new()?;
+            ctx.init(&store, leaf, &chain, |c| {
+                c.verify_cert()?;
+                Ok(c.error())
+            })
+        };
+        match check() {
+            Ok(r) if r == openssl::x509::X509VerifyResult::OK => Ok(()),
+            Ok(r) => Err(r.error_string().to_string()),
+            Err(e) => Err(e.to_string()),
+        }
     }
 
     /// Issues a leaf certificate for `domain`, valid for `days` (and one hour back, for clocks
@@ -286,6 +360,46 @@ mod tests {
     use openssl::x509::store::X509StoreBuilder;
     use openssl::x509::{X509StoreContext, X509VerifyResult};
 
+    #[test]
+    fn a_constrained_ca_signs_only_its_domains() {
+        let dir = tempfile::tempdir().unwrap();
+        let permitted = ["api.openai.com".to_string(), "llm.home.lan".to_string()];
+        let ca = Ca::init(dir.path(), false, Some(&permitted)).unwrap();
+        for ok in ["api.openai.com", "llm.home.lan"] {
+            let leaf = ca.issue(ok, 90).unwrap();
+            assert_eq!(ca.verify(&leaf.cert, ok), Ok(()), "{ok}");
+        }
+        // a stolen key still signs, but no device that trusts this CA accepts the result
+        for bad in [
+            "www.bank.example",
+            "api.openai.com.evil.example",
+            "evilapi.openai.com.x",
+        ] {
+            let leaf = ca.issue(bad, 90).unwrap();
+            let why = ca.verify(&leaf.cert, bad).unwrap_err();
+            assert!(why.contains("permitted subtree violation"), "{bad}: {why}");
+        }
+        let text = String::from_utf8(ca.cert.to_text().unwrap()).unwrap();
+        assert!(text.contains("X509v3 Name Constraints: critical"), "{text}");
+        assert!(text.contains("DNS:api.openai.com"), "{text}");
+        // the openssl command line agrees
+        let leaf = ca.issue("www.bank.example", 90).unwrap();
+        let leaf_path = dir.path().join("leaf.pem");
+        std::fs::write(&leaf_path, leaf.cert.to_pem().unwrap()).unwrap();
+        if let Ok(out) = std::process::Command::new("openssl")
+            .arg("verify")
+            .arg("-CAfile")
+            .arg(dir.path().join(CERT_FILE))
+            .arg(&leaf_path)
+            .output()
+        {
+            let said = String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success(), "{said}");
+            assert!(said.contains("permitted subtree violation"), "{said}");
+        }
+    }
+
     fn verifies(ca: &X509, leaf: &X509, host: &str) -> X509VerifyResult {
         let mut store = X509StoreBuilder::new().unwrap();
         store.add_cert(ca.clone()).unwrap();
@@ -305,7 +419,7 @@ mod tests {
     fn init_writes_a_private_key_and_reloads_the_same_ca() {
         let dir = tempfile::tempdir().unwrap();
         let ca_dir = dir.path().join("ca");
-        let made = Ca::init(&ca_dir, false).unwrap();
+        let made = Ca::init(&ca_dir, false, None).unwrap();
         let mode = std::fs::metadata(ca_dir.join(KEY_FILE))
             .unwrap()
             .permissions()
@@ -314,23 +428,23 @@ mod tests {
         let loaded = Ca::load(&ca_dir).unwrap();
         assert_eq!(made.fingerprint(), loaded.fingerprint());
         // a second init refuses, and leaves the CA alone
-        assert!(Ca::init(&ca_dir, false).is_err());
+        assert!(Ca::init(&ca_dir, false, None).is_err());
         assert_eq!(Ca::load(&ca_dir).unwrap().fingerprint(), made.fingerprint());
-        let replaced = Ca::init(&ca_dir, true).unwrap();
+        let replaced = Ca::init(&ca_dir, true, None).unwrap();
         assert_ne!(replaced.fingerprint(), made.fingerprint());
     }
 
     #[test]
     fn a_readable_key_or_a_foreign_cert_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        Ca::init(dir.path(), false).unwrap();
+        Ca::init(dir.path(), false, None).unwrap();
         let key = dir.path().join(KEY_FILE);
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
         let e = Ca::load(dir.path()).unwrap_err().to_string();
         assert!(e.contains("readable by others"), "{e}");
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
         let other = tempfile::tempdir().unwrap();
-        Ca::init(other.path(), false).unwrap();
+        Ca::init(other.path(), false, None).unwrap();
         std::fs::copy(other.path().join(CERT_FILE), dir.path().join(CERT_FILE)).unwrap();
         let e = Ca::load(dir.path()).unwrap_err().to_string();
         assert!(e.contains("does not belong"), "{e}");
@@ -341,7 +455,7 @@ mod tests {
     #[test]
     fn leaves_verify_for_their_name_only_and_carry_server_extensions() {
         let dir = tempfile::tempdir().unwrap();
-        let ca = Ca::init(dir.path(), false).unwrap();
+        let ca = Ca::init(dir.path(), false, None).unwrap();
         let leaf = ca.issue("api.openai.com", 90).unwrap();
         assert_eq!(
             verifies(&ca.cert, &leaf.cert, "api.openai.com"),
@@ -351,7 +465,7 @@ mod tests {
             verifies(&ca.cert, &leaf.cert, "example.com"),
             X509VerifyResult::OK
         );
-        let other = Ca::init(tempfile::tempdir().unwrap().path(), false).unwrap();
+        let other = Ca::init(tempfile::tempdir().unwrap().path(), false, None).unwrap();
         assert_ne!(
             verifies(&other.cert, &leaf.cert, "api.openai.com"),
             X509VerifyResult::OK

@@ -89,6 +89,16 @@ fn enabled_names(config: &Config) -> HashSet<String> {
         .collect()
 }
 
+/// The names a new local CA is constrained to: the enabled endpoint domains, unless
+/// `tls.name_constraints: false`.
+pub fn constraints(config: &Config) -> Option<Vec<String>> {
+    config.tls.name_constraints.then(|| {
+        let mut names: Vec<String> = enabled_names(config).into_iter().collect();
+        names.sort();
+        names
+    })
+}
+
 /// Loads (or, when `create`, makes) the TLS material for an enabled `tls` section, checking
 /// everything the listener will need. An error is the operator's message: the TLS listener must
 /// not start.
@@ -104,7 +114,8 @@ pub fn prepare(config: &Config, create: bool) -> Result<Prepared, TlsError> {
             Ok(ca) => Source::Local(ca),
             Err(CaError::Missing(_)) if !create => return Ok(Prepared::WillCreate),
             Err(CaError::Missing(dir)) => {
-                let ca = Ca::init(&dir, false).map_err(TlsError::CreateCa)?;
+                let ca = Ca::init(&dir, false, constraints(config).as_deref())
+                    .map_err(TlsError::CreateCa)?;
                 log::info!(
                     "local CA created dir={} fingerprint={} (install {}/{} on each device: `yori ca export`)",
                     dir.display(),
@@ -128,10 +139,16 @@ pub fn prepare(config: &Config, create: bool) -> Result<Prepared, TlsError> {
         let mut names: Vec<_> = certs.names.iter().collect();
         names.sort();
         for name in names {
-            certs.leaf(ca, name).map_err(|source| TlsError::Issue {
+            let leaf = certs.leaf(ca, name).map_err(|source| TlsError::Issue {
                 name: name.clone(),
                 source,
             })?;
+            if let Err(why) = ca.verify(&leaf.cert, name) {
+                // most often: an endpoint added after a constrained CA was made
+                log::error!(
+                    "devices will refuse the certificate for {name}: {why}; the local CA's name constraints do not cover it. Run `yori ca init --force` and install the new ca.crt on every device (see docs/tls.md)"
+                );
+            }
         }
     }
     Ok(Prepared::Ready(Arc::new(certs)))

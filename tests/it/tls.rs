@@ -413,7 +413,7 @@ async fn a_user_supplied_certificate_is_presented_instead_of_the_local_ca() {
     let mock = start_mock().await;
     let dir = tempfile::tempdir().unwrap();
     // the household's own CA and a certificate from it for the one enabled vendor
-    let own = yori::tls::ca::Ca::init(&dir.path().join("own-ca"), false).unwrap();
+    let own = yori::tls::ca::Ca::init(&dir.path().join("own-ca"), false, None).unwrap();
     let leaf = own.issue("api.openai.com", 30).unwrap();
     let (cert_path, key_path) = (dir.path().join("leaf.pem"), dir.path().join("leaf.key"));
     std::fs::write(&cert_path, leaf.cert.to_pem().unwrap()).unwrap();
@@ -539,4 +539,68 @@ s.on("error", e => {{ console.log("error " + e.message); process.exit(1); }});
         }
         Err(e) => eprintln!("node not available, skipped: {e}"),
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_ca_is_name_constrained_and_an_added_endpoint_says_how_to_reinstall() {
+    let mock = start_mock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca_dir = dir.path().join("ca");
+    let tls_port = free_port();
+    let yori = start_tls(&mock, &ca_dir, tls_port, "");
+    let ca = yori::tls::ca::Ca::certificate(&ca_dir).unwrap();
+    let text = String::from_utf8(ca.to_text().unwrap()).unwrap();
+    assert!(text.contains("X509v3 Name Constraints: critical"), "{text}");
+    for d in [
+        "api.openai.com",
+        "api.anthropic.com",
+        "generativelanguage.googleapis.com",
+        "api.mistral.ai",
+    ] {
+        assert!(text.contains(&format!("DNS:{d}")), "{d}: {text}");
+    }
+    // devices still trust every vendor's leaf under the constrained CA
+    let exported = export_ca(&yori, false);
+    chat_ok("api.openai.com", tls_port, &exported, &VENDORS[0]);
+    drop(yori);
+
+    // an endpoint added later is outside the constraints: the start log says what to do
+    let extra = "  - vendor: openai_compatible\n    name: ollama\n    domain: llm.home.lan\n    upstream: http://127.0.0.1:9\n";
+    let yori = Yori::start(&format!(
+        "{}{extra}tls:\n  listen: 127.0.0.1:{tls_port}\n  ca_dir: {}\n",
+        endpoints_to(&mock.url()),
+        ca_dir.display()
+    ));
+    let log = yori.log();
+    assert!(
+        log.contains("devices will refuse the certificate for llm.home.lan")
+            && log.contains("yori ca init --force"),
+        "{log}"
+    );
+    drop(yori);
+
+    // the documented opt-out makes an unconstrained CA
+    let open_dir = dir.path().join("open-ca");
+    let conf = write_conf(
+        dir.path(),
+        free_port(),
+        &format!(
+            "  listen: 127.0.0.1:{}\n  ca_dir: {}\n  name_constraints: false\n",
+            free_port(),
+            open_dir.display()
+        ),
+    );
+    let out = Command::new(BIN)
+        .args(["ca", "init"])
+        .env("YORI_CONFIG", &conf)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let open = yori::tls::ca::Ca::certificate(&open_dir).unwrap();
+    let text = String::from_utf8(open.to_text().unwrap()).unwrap();
+    assert!(!text.contains("Name Constraints"), "{text}");
 }
