@@ -321,6 +321,32 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_row_is_dropped_alone_and_the_rest_are_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = open_writer(&dir.path().join("bad.db")).unwrap();
+        let t = "2026-12-01T10:00:00.000Z";
+        insert_batch(&mut c, &[row(1, t)]).unwrap();
+        // the second row repeats a request id: the batch fails whole, for a row's sake
+        let batch = vec![row(2, t), row(1, t), row(3, t)];
+        let e = insert_batch(&mut c, &batch).unwrap_err();
+        assert!(is_row_error(&e), "{e}");
+        assert_eq!(count(&c), 1, "all or nothing");
+        let (kept, bad) = insert_each(&mut c, batch);
+        assert_eq!((kept.len(), bad), (0, 1));
+        assert_eq!(count(&c), 3);
+        // a database that cannot take rows now keeps them all for later
+        drop(c);
+        let ro = Connection::open_with_flags(
+            dir.path().join("bad.db"),
+            OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap();
+        let mut ro = ro;
+        let (kept, bad) = insert_each(&mut ro, vec![row(4, t), row(5, t)]);
+        assert_eq!((kept.len(), bad), (2, 0));
+    }
+
+    #[test]
     fn retention_removes_only_old_rows() {
         let dir = tempfile::tempdir().unwrap();
         let mut c = open_writer(&dir.path().join("a.db")).unwrap();

@@ -193,3 +193,108 @@ fn listeners_on_one_port_are_refused_whichever_they_are() {
         "{p:?}"
     );
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Keys as a config file may write them, some real, some misspelt.
+    const KEYS: &[&str] = &[
+        "mode",
+        "listen",
+        "default_vendor",
+        "mdoe",
+        "tls.listen",
+        "tls.enabled",
+        "tls.leaf_days",
+        "tls.name_constraints",
+        "audit.retention_days",
+        "audit.max_database_mb",
+        "audit.prompt_preview_chars",
+        "limits.max_body_bytes",
+        "limits.header_timeout_ms",
+        "limits.max_connections",
+        "limits.max_connections_per_clinet",
+        "admin.allow",
+        "admin.hosts",
+        "admin.token",
+        "enforcement.allowlist",
+        "enforcement.consent_accepted",
+        "server.threads",
+        "server.inspection_threads",
+        "metrics.listen",
+        "alerts.webhook_url",
+        "devices",
+        "endpoints",
+    ];
+
+    fn value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            "\\PC{0,30}".prop_map(Value::from),
+            Just(Value::from("0.0.0.0:99999")),
+            Just(Value::from("127.0.0.1:8443")),
+            Just(Value::from("enforce")),
+        ];
+        leaf.prop_recursive(3, 16, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                proptest::collection::vec(("[a-z_]{1,8}", inner), 0..4).prop_map(|kv| {
+                    Value::Mapping(kv.into_iter().map(|(k, v)| (Value::from(k), v)).collect())
+                }),
+            ]
+        })
+    }
+
+    /// A document with `entries` put at their dotted places.
+    fn document(entries: Vec<(usize, Value)>) -> String {
+        let mut root = serde_yaml::Mapping::new();
+        for (k, v) in entries {
+            let key = KEYS[k % KEYS.len()];
+            match key.split_once('.') {
+                Some((section, field)) => {
+                    let s = root
+                        .entry(Value::from(section))
+                        .or_insert_with(|| Value::Mapping(Default::default()));
+                    if let Value::Mapping(m) = s {
+                        m.insert(Value::from(field), v);
+                    }
+                }
+                None => {
+                    root.insert(Value::from(key), v);
+                }
+            }
+        }
+        serde_yaml::to_string(&root).unwrap_or_default()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Any text at all: a config or a list of problems, never a panic.
+        #[test]
+        fn any_text_is_read_without_panicking(text in "\\PC{0,300}") {
+            let _ = parse_str(&text, None);
+        }
+
+        /// Known and misspelt keys with values of every type: each problem names where it is.
+        #[test]
+        fn every_problem_names_its_dotted_path(entries in proptest::collection::vec((0usize..64, value()), 0..8)) {
+            let text = document(entries);
+            if let Err(e) = parse_str(&text, None) {
+                prop_assert!(!e.problems.is_empty());
+                for p in &e.problems {
+                    let line = p.to_string();
+                    let path = line.split(':').next().unwrap_or("");
+                    prop_assert!(
+                        !path.is_empty() && !path.contains(' '),
+                        "problem without a path: {line}\n{text}"
+                    );
+                }
+            }
+        }
+    }
+}

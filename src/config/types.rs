@@ -80,6 +80,20 @@ pub fn canonical_ip(ip: IpAddr) -> IpAddr {
     }
 }
 
+#[cfg(test)]
+#[test]
+fn ipv4_mapped_addresses_are_plain_ipv4() {
+    let mapped: IpAddr = "::ffff:192.168.1.20".parse().unwrap();
+    assert_eq!(
+        canonical_ip(mapped),
+        "192.168.1.20".parse::<IpAddr>().unwrap()
+    );
+    let v6: IpAddr = "fe80::1".parse().unwrap();
+    assert_eq!(canonical_ip(v6), v6);
+    let compat: IpAddr = "::1".parse().unwrap();
+    assert_eq!(canonical_ip(compat), compat, "loopback v6 stays v6");
+}
+
 /// An IP network (`192.168.1.0/24`, `::1/128`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cidr {

@@ -131,8 +131,15 @@ impl Yori {
         } else {
             format!("audit:\n  database: {}/audit.db\n", dir.path().display())
         };
+        // a test may bind its own listener (`listen: "[::]:{PORT}"`) on the port picked here
+        let extra = extra.replace("{PORT}", &port.to_string());
+        let listen = if extra.lines().any(|l| l.starts_with("listen:")) {
+            String::new()
+        } else {
+            format!("listen: 127.0.0.1:{port}\n")
+        };
         let yaml = format!(
-            "listen: 127.0.0.1:{port}\nmetrics:\n  listen: 127.0.0.1:{metrics_port}\n{audit}{extra}\nserver:\n  pid_file: {d}/yori.pid\n  upgrade_sock: {d}/upgrade.sock\n  grace_period_seconds: 1\n  graceful_shutdown_timeout_seconds: 2\n",
+            "{listen}metrics:\n  listen: 127.0.0.1:{metrics_port}\n{audit}{extra}\nserver:\n  pid_file: {d}/yori.pid\n  upgrade_sock: {d}/upgrade.sock\n  grace_period_seconds: 1\n  graceful_shutdown_timeout_seconds: 2\n",
             d = dir.path().display()
         );
         let config = dir.path().join("yori.conf");

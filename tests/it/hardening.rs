@@ -438,3 +438,113 @@ async fn a_compressed_request_body_is_read_for_the_rules_and_forwarded_as_sent()
     let got = rows(&dir, 4);
     assert_eq!(got[3].2.as_deref(), Some("unreadable_body"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dual_stack_listener_records_ipv4_clients_as_ipv4() {
+    let mock = start_mock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let yori = Yori::start(&config(
+        &mock,
+        &dir,
+        "listen: \"[::]:{PORT}\"\ndevices:\n  - ip: 127.0.0.1\n    name: kids-laptop\n",
+    ));
+    assert_eq!(openai_chat(yori.port, "hi").await.status, 200);
+    rows(&dir, 1);
+    let c = Connection::open(dir.path().join("audit.db")).unwrap();
+    let (ip, device): (String, Option<String>) = c
+        .query_row(
+            "SELECT client_ip, client_device FROM audit_events",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (ip.as_str(), device.as_deref()),
+        ("127.0.0.1", Some("kids-laptop"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_prompts_are_scanned_within_bounds_and_recorded() {
+    let mock = start_mock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let yori = Yori::start(&config(&mock, &dir, ""));
+    // 2 MiB of addresses: the scan stops at its bound, the row says so, the call goes through
+    let flood = "a@b.cd ".repeat(300_000);
+    let r = post(
+        yori.port,
+        "/openai/v1/chat/completions",
+        &[],
+        VENDORS[0].body(&flood, false),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    // Arabic-Indic and fullwidth digits shaped like an SSN: text, not a crash
+    let r = openai_chat(
+        yori.port,
+        "١٢٣-٤٥-٦٧٨٩ and １２３-４５-６７８９ and ١٢٣٤٥٦٧٨٩٠١٢٣٤٥٦",
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    rows(&dir, 2);
+    let c = Connection::open(dir.path().join("audit.db")).unwrap();
+    let got: Vec<(Option<String>, Option<String>)> = c
+        .prepare("SELECT notes, sensitive_kinds FROM audit_events ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    assert!(
+        got[0]
+            .0
+            .as_deref()
+            .is_some_and(|n| n.contains("pii_scan_cut")),
+        "{got:?}"
+    );
+    assert_eq!(got[0].1.as_deref(), Some("email"));
+    assert_eq!(got[1].1, None, "non-ASCII digits are not an SSN: {got:?}");
+    assert!(!yori.log().contains("panicked"), "{}", yori.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_cut_by_shutdown_still_gets_its_row() {
+    let mock = start_mock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut yori = Yori::start(&config(&mock, &dir, ""));
+    let port = yori.port;
+    let stream = tokio::spawn(async move {
+        post(
+            port,
+            "/openai/v1/chat/completions",
+            &[("x-mock-delay-ms", "300"), ("x-mock-events", "100")],
+            VENDORS[0].body("a long story", true),
+        )
+        .await
+    });
+    // the stream is under way
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while mock.requests().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the stream never reached the vendor"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(openai_chat(port, "short").await.status, 200);
+    yori.signal(libc::SIGTERM);
+    assert_eq!(
+        yori.wait_exit(Duration::from_secs(20)),
+        Some(0),
+        "{}",
+        yori.log()
+    );
+    let _ = stream.await;
+    let got = rows(&dir, 2);
+    let kinds: Vec<_> = got.iter().map(|r| r.2.as_deref()).collect();
+    assert!(kinds.contains(&None), "the short call: {got:?}");
+    assert!(
+        kinds.contains(&Some("interrupted")),
+        "the stream cut by the shutdown: {got:?}"
+    );
+}
