@@ -34,3 +34,4 @@ pub(crate) mod proxy;
 pub(crate) mod report;
 pub mod server;
 pub mod tls;
+pub(crate) mod trim;

@@ -79,6 +79,7 @@ pub fn build(
     server.bootstrap();
     let (audit, audit_service) = audit_writer(&config);
     server.add_service(background_service("yori audit writer", audit_service));
+    server.add_service(background_service("yori memory trim", crate::trim::Trim));
     let (alerts, alert_service) = crate::alerts::channel(config.webhook.as_ref());
     if let Some(service) = alert_service {
         server.add_service(background_service("yori alerts", service));
