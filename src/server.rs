@@ -179,6 +179,13 @@ fn proxy_service(
                 .tls(settings)
                 .l4_buffer(READ_BUFFER),
         );
+        // the caps and the ClientHello deadline, before Pingora's own (60 s) handshake wait
+        let handshakes = service
+            .app_logic()
+            .map(|edge| edge.handshakes() as pingora_core::listeners::PreTlsCallback);
+        if let Some(h) = handshakes {
+            service.endpoints().set_pre_tls_callback(h);
+        }
         log::info!("tls listening addr={tls_listen} names={names} ca_dir={ca_dir}");
     }
     Ok(service)

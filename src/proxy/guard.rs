@@ -5,16 +5,21 @@
 //! the first request), so a device that opens sockets and sends nothing, or a byte a minute,
 //! would otherwise hold them until the router runs out of file descriptors.
 //!
-//! Two layers: `Edge` sees each connection (the caps, the first-bytes deadline) and hands it to
+//! Three layers: `Handshakes` sees a TLS connection before its handshake (the caps, and the
+//! ClientHello within the header timeout: Pingora itself waits 60 s for a handshake); `Edge` sees
+//! each connection once it is ready (the caps, the first-bytes deadline) and hands it to
 //! `Requests`, which sees each request on it (the header deadline, the keep-alive timeout) and
-//! hands it to Pingora's proxy.
+//! hands it to Pingora's proxy. A TLS connection's slot is taken by `Handshakes` and handed to
+//! `Edge`, so it counts once from accept to close.
 
 use super::Gateway;
 use crate::config::Limits;
 use crate::metrics;
 use async_trait::async_trait;
 use pingora_core::apps::{HttpServerApp, HttpServerOptions, ReusedHttpStream, ServerApp};
+use pingora_core::listeners::PreTlsProcess;
 use pingora_core::protocols::http::ServerSession;
+use pingora_core::protocols::l4::stream::Stream as L4Stream;
 use pingora_core::protocols::raw_connect::ProxyDigest;
 use pingora_core::protocols::tls::{SslDigest, TlsRef};
 use pingora_core::protocols::{
@@ -25,7 +30,7 @@ use pingora_core::server::ShutdownWatch;
 use pingora_proxy::HttpProxy;
 use std::cell::Cell;
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -147,6 +152,96 @@ pub(crate) fn client_ip(digest: Option<&SocketDigest>) -> Option<IpAddr> {
 pub(crate) struct Edge {
     requests: Arc<Requests>,
     slots: Arc<Slots>,
+    handshakes: Arc<Handshakes>,
+}
+
+/// Pingora gives up on a TLS handshake after 60 s (`services/listening.rs`). A slot held for a
+/// handshake that has not reached `Edge` is given back after twice the header timeout (a real
+/// handshake takes milliseconds), and after this at the latest; a handshake that finishes later
+/// still takes a fresh slot in `Edge`.
+const HANDSHAKE_LIMIT: Duration = Duration::from_secs(61);
+
+/// TLS connections between accept and the end of their handshake, with the slot each holds.
+pub(crate) struct Handshakes {
+    slots: Arc<Slots>,
+    limits: Limits,
+    /// By peer address: a generation (so a late watchdog never frees a newer connection's
+    /// slot) and the slot.
+    pending: Arc<Mutex<HashMap<SocketAddr, (u64, Slot)>>>,
+    generation: std::sync::atomic::AtomicU64,
+}
+
+type Pending = Mutex<HashMap<SocketAddr, (u64, Slot)>>;
+
+impl Handshakes {
+    /// The slot taken for this peer before its handshake, if any.
+    fn claim(&self, peer: Option<SocketAddr>) -> Option<Slot> {
+        let peer = peer?;
+        let mut pending = self.pending.lock().ok()?;
+        pending.remove(&peer).map(|(_, slot)| slot)
+    }
+}
+
+/// Refuses a connection past a cap: counted, and logged at most once a minute.
+fn refuse(cap: &'static str, client: Option<IpAddr>) {
+    metrics::CONNECTIONS_REFUSED.with_label_values(&[cap]).inc();
+    if let Some(n) = REFUSED_LOG.due() {
+        log::warn!(
+            "connections refused cap={cap} client={} refused_since_last_line={n} (limits.{cap})",
+            client.map_or_else(|| "-".into(), |ip| ip.to_string())
+        );
+    }
+}
+
+#[async_trait]
+impl PreTlsProcess for Handshakes {
+    async fn process(&self, stream: &mut L4Stream) -> pingora_core::Result<()> {
+        use pingora_core::{Error, ErrorType};
+        let peer = stream
+            .get_socket_digest()
+            .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).copied());
+        let client = peer.map(|a| crate::config::types::canonical_ip(a.ip()));
+        let slot = match self.slots.take(client, &self.limits) {
+            Ok(slot) => slot,
+            Err(cap) => {
+                refuse(cap, client);
+                return Error::e_explain(ErrorType::AcceptError, "connection cap");
+            }
+        };
+        // the ClientHello's first byte, within the header timeout (peeked: TLS reads it)
+        let mut first = [0u8; 1];
+        match tokio::time::timeout(self.limits.header_timeout, stream.try_peek(&mut first)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Error::e_because(ErrorType::ReadError, "before TLS", e),
+            Err(_) => {
+                timed_out("first_bytes");
+                return Error::e_explain(ErrorType::ReadTimedout, "no ClientHello in time");
+            }
+        }
+        let Some(peer) = peer else {
+            // no address to hand the slot over by: it is given back now, and `Edge` takes one
+            return Ok(());
+        };
+        let id = self.generation.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut pending) = self.pending.lock() {
+            pending.insert(peer, (id, slot));
+        }
+        // a handshake that fails never reaches `Edge`: give its slot back when Pingora has
+        // given up on it
+        let pending: std::sync::Weak<Pending> = Arc::downgrade(&self.pending);
+        let wait = (self.limits.header_timeout * 2).min(HANDSHAKE_LIMIT);
+        tokio::spawn(async move {
+            tokio::time::sleep(wait).await;
+            if let Some(pending) = pending.upgrade() {
+                if let Ok(mut pending) = pending.lock() {
+                    if pending.get(&peer).is_some_and(|(g, _)| *g == id) {
+                        pending.remove(&peer);
+                    }
+                }
+            }
+        });
+        Ok(())
+    }
 }
 
 /// Each request on a connection: the header deadline and the keep-alive timeout.
@@ -162,13 +257,25 @@ impl Edge {
         options.keepalive_request_limit = Some(limits.keepalive_requests);
         options.h2_idle_timeout = Some(limits.h2_idle_timeout);
         proxy.server_options = Some(options);
+        let slots: Arc<Slots> = Arc::default();
         Edge {
             requests: Arc::new(Requests {
                 proxy: Arc::new(proxy),
                 limits: limits.clone(),
             }),
-            slots: Arc::default(),
+            handshakes: Arc::new(Handshakes {
+                slots: slots.clone(),
+                limits: limits.clone(),
+                pending: Arc::default(),
+                generation: std::sync::atomic::AtomicU64::new(0),
+            }),
+            slots,
         }
+    }
+
+    /// What the TLS listener runs before each handshake.
+    pub(crate) fn handshakes(&self) -> Arc<Handshakes> {
+        self.handshakes.clone()
     }
 }
 
@@ -180,17 +287,16 @@ impl ServerApp for Edge {
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
         let limits = &self.requests.limits;
-        let client = client_ip(stream.get_socket_digest().as_deref());
-        let _slot = match self.slots.take(client, limits) {
+        let digest = stream.get_socket_digest();
+        let client = client_ip(digest.as_deref());
+        let peer = digest
+            .as_deref()
+            .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).copied());
+        let claimed = self.handshakes.claim(peer);
+        let _slot = match claimed.map_or_else(|| self.slots.take(client, limits), Ok) {
             Ok(slot) => slot,
             Err(cap) => {
-                metrics::CONNECTIONS_REFUSED.with_label_values(&[cap]).inc();
-                if let Some(n) = REFUSED_LOG.due() {
-                    log::warn!(
-                        "connections refused cap={cap} client={} refused_since_last_line={n} (limits.{cap})",
-                        client.map_or_else(|| "-".into(), |ip| ip.to_string())
-                    );
-                }
+                refuse(cap, client);
                 return None;
             }
         };

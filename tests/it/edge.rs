@@ -250,3 +250,58 @@ async fn the_body_budget_and_the_body_timeout_hold() {
         1.0
     );
 }
+
+/// A finished TLS handshake with YORI as `api.openai.com` (certificate not checked: this is
+/// about the connection, not trust), or why it failed.
+fn tls_handshake(port: u16) -> Result<openssl::ssl::SslStream<std::net::TcpStream>, String> {
+    use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
+    let mut b = SslConnector::builder(SslMethod::tls()).map_err(|e| e.to_string())?;
+    b.set_verify(SslVerifyMode::NONE);
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    b.build()
+        .connect("api.openai.com", tcp)
+        .map_err(|e| e.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tls_listener_holds_the_same_caps_and_deadline_before_the_handshake() {
+    let mock = start_mock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let tls_port = free_port();
+    let yori = Yori::start(&format!(
+        "{}tls:\n  listen: 127.0.0.1:{tls_port}\n  ca_dir: {}/ca\nlimits:\n  header_timeout_ms: 1000\n  max_connections_per_client: 3\n",
+        endpoints_to(&mock.url()),
+        dir.path().display()
+    ));
+    // a socket that never sends its ClientHello: closed at the header timeout, not after
+    // Pingora's 60 s handshake wait
+    let mut silent = TcpStream::connect(("127.0.0.1", tls_port)).await.unwrap();
+    assert!(
+        closed_within(&mut silent, Duration::from_secs(15)).await,
+        "a silent TLS socket is held"
+    );
+    // three handshakes fit the per-client cap; the fourth connection is refused
+    let held = tokio::task::spawn_blocking(move || {
+        let held: Vec<_> = (0..3).map(|_| tls_handshake(tls_port)).collect();
+        (held, tls_handshake(tls_port))
+    })
+    .await
+    .unwrap();
+    for h in &held.0 {
+        assert!(h.is_ok(), "{:?}", h.as_ref().err());
+    }
+    assert!(held.1.is_err(), "a fourth TLS connection from one client");
+    let text = scrape_when(
+        yori.metrics_port,
+        r#"yori_connections_refused_total{cap="max_connections_per_client"}"#,
+        1.0,
+    )
+    .await;
+    assert!(
+        value(&text, r#"yori_device_timeouts_total{phase="first_bytes"}"#) >= 1.0,
+        "{text}"
+    );
+    // the held connections count as open, once each
+    assert_eq!(value(&text, "yori_connections_open"), 3.0, "{text}");
+}
