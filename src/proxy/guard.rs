@@ -155,11 +155,11 @@ pub(crate) struct Edge {
     handshakes: Arc<Handshakes>,
 }
 
-/// Pingora gives up on a TLS handshake after 60 s (`services/listening.rs`). A slot held for a
-/// handshake that has not reached `Edge` is given back after twice the header timeout (a real
-/// handshake takes milliseconds), and after this at the latest; a handshake that finishes later
-/// still takes a fresh slot in `Edge`.
-const HANDSHAKE_LIMIT: Duration = Duration::from_secs(61);
+/// A slot held for a handshake that has not reached `Edge` (it failed, or is still going) is
+/// given back after this, or the header timeout if shorter: the ClientHello is in by then and a
+/// real handshake needs one more round trip. A handshake that finishes later still takes a fresh
+/// slot in `Edge` (Pingora itself gives up after 60 s, `services/listening.rs`).
+const HANDSHAKE_LIMIT: Duration = Duration::from_secs(5);
 
 /// TLS connections between accept and the end of their handshake, with the slot each holds.
 pub(crate) struct Handshakes {
@@ -229,7 +229,7 @@ impl PreTlsProcess for Handshakes {
         // a handshake that fails never reaches `Edge`: give its slot back when Pingora has
         // given up on it
         let pending: std::sync::Weak<Pending> = Arc::downgrade(&self.pending);
-        let wait = (self.limits.header_timeout * 2).min(HANDSHAKE_LIMIT);
+        let wait = self.limits.header_timeout.min(HANDSHAKE_LIMIT);
         tokio::spawn(async move {
             tokio::time::sleep(wait).await;
             if let Some(pending) = pending.upgrade() {
