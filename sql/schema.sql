@@ -53,3 +53,15 @@ SELECT DATE(timestamp)                   AS date,
        AVG(response_duration_ms)         AS avg_duration_ms
 FROM audit_events
 GROUP BY DATE(timestamp), endpoint;
+
+-- "Ask a parent": a device let past one policy (NULL: every policy) until expires_at.
+CREATE TABLE IF NOT EXISTS approvals (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    device     TEXT    NOT NULL,                       -- a device name from `devices`, or a client IP
+    policy     TEXT,                                   -- NULL: every policy
+    created_at TEXT    NOT NULL,                       -- ISO 8601
+    expires_at TEXT    NOT NULL,                       -- ISO 8601
+    revoked_at TEXT,
+    created_by TEXT    NOT NULL                        -- cli
+);
+CREATE INDEX IF NOT EXISTS idx_approvals_expires ON approvals (expires_at);

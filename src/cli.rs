@@ -45,9 +45,31 @@ pub enum Command {
     /// Household policies.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// "Ask a parent": let a device past a policy for a while, or list and revoke approvals.
+    /// Run on the router: it writes the audit database, which devices cannot reach.
+    Allow(AllowArgs),
     /// The local certificate authority for HTTPS interception (in `tls.ca_dir`).
     #[command(subcommand)]
     Ca(CaCommand),
+}
+
+#[derive(clap::Args, Debug)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["device", "list", "revoke"])))]
+pub struct AllowArgs {
+    /// The code from a block answer, a device name from `devices`, or a client IP.
+    pub device: Option<String>,
+    /// How long: 30m, 2h, 1h30m, 1d (at most 7 days).
+    #[arg(long = "for", value_name = "DURATION", requires = "device")]
+    pub duration: Option<String>,
+    /// Only this policy (a code names its own); default: every policy.
+    #[arg(long, value_name = "NAME", requires = "device")]
+    pub policy: Option<String>,
+    /// List the approvals of the last 7 days, active or not.
+    #[arg(long)]
+    pub list: bool,
+    /// Revoke an approval by its id (from --list).
+    #[arg(long, value_name = "ID")]
+    pub revoke: Option<i64>,
 }
 
 #[derive(Subcommand, Debug)]

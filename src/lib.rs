@@ -21,6 +21,7 @@
 // the rest is the crate's own.
 pub(crate) mod admin;
 pub(crate) mod alerts;
+pub mod allow;
 pub mod audit;
 pub mod cli;
 pub mod config;

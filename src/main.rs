@@ -20,6 +20,16 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Some(Command::Check) => check(&config),
+        Some(Command::Allow(args)) => match yori::allow::run(&config, &args) {
+            Ok(text) => {
+                println!("{}", text.trim_end());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("yori allow: {e}");
+                ExitCode::from(2)
+            }
+        },
         Some(Command::Ca(verb)) => ca(&config, &verb),
         Some(Command::Policy(PolicyCommand::Test { input, policy })) => {
             policy_test(&config, &input, policy.as_deref())

@@ -193,6 +193,16 @@ pub(crate) static POLICY_ERRORS: Lazy<IntCounter> = Lazy::new(|| {
     )
 });
 
+pub(crate) static APPROVED: Lazy<IntCounter> = Lazy::new(|| {
+    must(
+        register_int_counter!(
+            "yori_approved_requests_total",
+            "Requests a block verdict would have stopped, let through by a parent's approval"
+        ),
+        "approved",
+    )
+});
+
 pub(crate) static ALERTS: Lazy<IntCounter> = Lazy::new(|| {
     must(
         register_int_counter!("yori_alerts_total", "Alerts raised"),
@@ -309,6 +319,7 @@ pub(crate) fn init(version: &str) {
     Lazy::force(&POLICY_EVAL);
     Lazy::force(&POLICY_ERRORS);
     Lazy::force(&ALERTS);
+    Lazy::force(&APPROVED);
     Lazy::force(&ALERT_WEBHOOK);
     Lazy::force(&AUDIT_WRITTEN);
     Lazy::force(&AUDIT_DROPPED);

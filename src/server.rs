@@ -20,6 +20,63 @@ use pingora_core::services::listening::Service;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Keeps the policy side's snapshot of the active approvals in step with the `approvals` table
+/// (written by `yori allow`), reading it every `approvals::REFRESH` on its own connection.
+struct ApprovalRefresh {
+    database: std::path::PathBuf,
+    approvals: Arc<crate::policy::approvals::Approvals>,
+    clock: Arc<Clock>,
+}
+
+impl ApprovalRefresh {
+    fn refresh(&self, failing: &mut bool) {
+        use crate::policy::approvals::Approval;
+        let now = self.clock.now().to_rfc3339();
+        let read = audit::store::open_reader(&self.database)
+            .and_then(|c| audit::store::active_approvals(&c, &now));
+        match read {
+            Ok(records) => {
+                let active: Vec<Approval> = records
+                    .into_iter()
+                    .filter_map(|r| {
+                        Some(Approval {
+                            id: r.id,
+                            expires_at: chrono::DateTime::parse_from_rfc3339(&r.expires_at).ok()?,
+                            device: r.device,
+                            policy: r.policy,
+                        })
+                    })
+                    .collect();
+                self.approvals.set(active);
+                *failing = false;
+            }
+            Err(e) => {
+                // the last snapshot stays: approvals keep working through a locked moment
+                if !*failing && self.database.exists() {
+                    log::warn!(
+                        "approvals cannot be read, the last ones read stay in force error={e}"
+                    );
+                }
+                *failing = true;
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl pingora_core::services::background::BackgroundService for ApprovalRefresh {
+    async fn start(&self, mut shutdown: pingora_core::server::ShutdownWatch) {
+        let mut failing = false;
+        loop {
+            self.refresh(&mut failing);
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                () = tokio::time::sleep(crate::policy::approvals::REFRESH) => {}
+            }
+        }
+    }
+}
+
 /// Today's usage counters, started from what the audit log says (a restart keeps daily limits).
 fn seeded_counters(config: &Config, clock: &Clock) -> UsageCounters {
     let counters = UsageCounters::default();
@@ -96,6 +153,15 @@ pub fn build(
         },
     ));
     let counters = seeded_counters(&config, &clock);
+    let approvals = Arc::new(crate::policy::approvals::Approvals::default());
+    server.add_service(background_service(
+        "yori approvals",
+        ApprovalRefresh {
+            database: config.audit.database.clone(),
+            approvals: approvals.clone(),
+            clock: clock.clone(),
+        },
+    ));
     log::info!(
         "policies loaded origin={} policies={} mode={}",
         config.policies.set.origin,
@@ -107,6 +173,7 @@ pub fn build(
         resolver: Resolver::default(),
         audit,
         decider: Arc::new(Decider {
+            approvals,
             mode: config.mode,
             live,
             counters,

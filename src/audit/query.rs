@@ -312,13 +312,16 @@ fn csv_cell(s: &str) -> String {
     }
 }
 
-/// Totals, per vendor, per device, per hour of the last 24 h.
+/// The rows that are vendor exchanges (not approvals, admin actions or connections).
+const EXCHANGES: &str = "event_type IN ('request', 'block')";
+
+/// Totals of the vendor exchanges, per vendor, per device, per hour of the last 24 h.
 pub fn stats(conn: &Connection) -> rusqlite::Result<Value> {
     let totals = conn.query_row(
         "SELECT COUNT(*), COALESCE(SUM(prompt_tokens),0), COALESCE(SUM(response_tokens),0),
                 COALESCE(SUM(policy_result='alert'),0), COALESCE(SUM(event_type='block'),0),
                 COALESCE(SUM(contains_sensitive),0), COALESCE(SUM(error_kind IS NOT NULL),0)
-         FROM audit_events",
+         FROM audit_events WHERE event_type IN ('request', 'block')",
         [],
         |r| {
             Ok(json!({"requests": r.get::<_, i64>(0)?, "prompt_tokens": r.get::<_, i64>(1)?, "response_tokens": r.get::<_, i64>(2)?,
@@ -327,7 +330,7 @@ pub fn stats(conn: &Connection) -> rusqlite::Result<Value> {
     )?;
     let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
     let today_requests: i64 = conn.query_row(
-        "SELECT COUNT(*) FROM audit_events WHERE timestamp >= ?1",
+        "SELECT COUNT(*) FROM audit_events WHERE timestamp >= ?1 AND event_type IN ('request', 'block')",
         [&today],
         |r| r.get(0),
     )?;
@@ -344,17 +347,17 @@ pub fn stats(conn: &Connection) -> rusqlite::Result<Value> {
     };
     let agg = "COUNT(*), COALESCE(SUM(prompt_tokens),0), COALESCE(SUM(response_tokens),0), COALESCE(SUM(policy_result='alert'),0), COALESCE(SUM(event_type='block'),0)";
     let by_vendor = group(
-        &format!("SELECT vendor, {agg} FROM audit_events GROUP BY vendor ORDER BY 2 DESC"),
+        &format!("SELECT vendor, {agg} FROM audit_events WHERE {EXCHANGES} GROUP BY vendor ORDER BY 2 DESC"),
         "vendor",
     )?;
     let by_device = group(
-        &format!("SELECT COALESCE(client_device, client_ip), {agg} FROM audit_events GROUP BY COALESCE(client_device, client_ip) ORDER BY 2 DESC LIMIT 100"),
+        &format!("SELECT COALESCE(client_device, client_ip), {agg} FROM audit_events WHERE {EXCHANGES} GROUP BY COALESCE(client_device, client_ip) ORDER BY 2 DESC LIMIT 100"),
         "device",
     )?;
     let since = (chrono::Utc::now() - chrono::Duration::hours(24))
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT substr(timestamp, 1, 13) || ':00:00Z', {agg} FROM audit_events WHERE timestamp >= ?1 GROUP BY 1 ORDER BY 1"
+        "SELECT substr(timestamp, 1, 13) || ':00:00Z', {agg} FROM audit_events WHERE timestamp >= ?1 AND {EXCHANGES} GROUP BY 1 ORDER BY 1"
     ))?;
     let by_hour: Vec<Value> = stmt
         .query_map([&since], |r| {

@@ -35,7 +35,7 @@ pub enum StoreError {
 
 pub const SCHEMA_SQL: &str = include_str!("../../sql/schema.sql");
 /// Bumped whenever `sql/schema.sql` changes; older databases are migrated in `migrate`.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// The columns of a version-1 table, all kept by the rebuild into version 2.
 const V1_COLUMNS: &str = "id, timestamp, event_type, client_ip, client_device, endpoint, vendor, \
@@ -253,6 +253,91 @@ pub struct ClientTally {
     pub last_hour: u64,
 }
 
+/// A stored approval with its state, for `yori allow --list`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApprovalRecord {
+    pub id: i64,
+    pub device: String,
+    pub policy: Option<String>,
+    pub created_at: String,
+    pub expires_at: String,
+    pub revoked_at: Option<String>,
+}
+
+/// Stores an approval; returns its id.
+pub fn insert_approval(
+    conn: &Connection,
+    device: &str,
+    policy: Option<&str>,
+    created_at: &str,
+    expires_at: &str,
+) -> rusqlite::Result<i64> {
+    conn.execute(
+        "INSERT INTO approvals (device, policy, created_at, expires_at, created_by) VALUES (?1, ?2, ?3, ?4, 'cli')",
+        params![device, policy, created_at, expires_at],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Revokes an approval that is not yet revoked; whether there was one.
+pub fn revoke_approval(conn: &Connection, id: i64, at: &str) -> rusqlite::Result<bool> {
+    let n = conn.execute(
+        "UPDATE approvals SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+        params![id, at],
+    )?;
+    Ok(n == 1)
+}
+
+/// Approvals not revoked that expire after `now` (RFC 3339 compared as instants by SQLite's
+/// `julianday`), oldest first.
+pub fn active_approvals(conn: &Connection, now: &str) -> rusqlite::Result<Vec<ApprovalRecord>> {
+    approvals_where(
+        conn,
+        "revoked_at IS NULL AND julianday(expires_at) > julianday(?1)",
+        now,
+    )
+}
+
+/// Every approval of the last `days` days, newest first.
+pub fn recent_approvals(conn: &Connection, since: &str) -> rusqlite::Result<Vec<ApprovalRecord>> {
+    let mut all = approvals_where(conn, "julianday(created_at) >= julianday(?1)", since)?;
+    all.reverse();
+    Ok(all)
+}
+
+fn approvals_where(
+    conn: &Connection,
+    condition: &str,
+    arg: &str,
+) -> rusqlite::Result<Vec<ApprovalRecord>> {
+    let mut s = conn.prepare(&format!(
+        "SELECT id, device, policy, created_at, expires_at, revoked_at FROM approvals WHERE {condition} ORDER BY id"
+    ))?;
+    let rows = s.query_map(params![arg], |r| {
+        Ok(ApprovalRecord {
+            id: r.get(0)?,
+            device: r.get(1)?,
+            policy: r.get(2)?,
+            created_at: r.get(3)?,
+            expires_at: r.get(4)?,
+            revoked_at: r.get(5)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// The devices (name, else IP) and policies of the blocks since `since`: what a code from a
+/// block answer can name.
+pub fn blocked_since(conn: &Connection, since: &str) -> rusqlite::Result<Vec<(String, String)>> {
+    let mut s = conn.prepare(
+        "SELECT DISTINCT COALESCE(client_device, client_ip), policy_name FROM audit_events \
+         WHERE event_type = 'block' AND policy_name IS NOT NULL \
+         AND COALESCE(client_device, client_ip) IS NOT NULL AND timestamp >= ?1",
+    )?;
+    let rows = s.query_map(params![since], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    rows.collect()
+}
+
 /// Requests and tokens per client since `since`, and requests since `hour_ago`.
 pub fn usage_since(
     conn: &Connection,
@@ -262,7 +347,7 @@ pub fn usage_since(
     let text = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let mut stmt = conn.prepare(
         "SELECT client_ip, COUNT(*), COALESCE(SUM(COALESCE(prompt_tokens,0) + COALESCE(response_tokens,0)),0), SUM(timestamp >= ?2)
-         FROM audit_events WHERE timestamp >= ?1 AND client_ip IS NOT NULL GROUP BY client_ip",
+         FROM audit_events WHERE timestamp >= ?1 AND client_ip IS NOT NULL AND event_type IN ('request', 'block') GROUP BY client_ip",
     )?;
     let count = |n: i64| u64::try_from(n).unwrap_or(0);
     let rows = stmt.query_map([text(since), text(hour_ago)], |r| {
@@ -347,6 +432,48 @@ mod tests {
     }
 
     #[test]
+    fn approvals_are_stored_listed_revoked_and_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = open_writer(&dir.path().join("ap.db")).unwrap();
+        let a = insert_approval(
+            &c,
+            "kids-laptop",
+            Some("bedtime"),
+            "2026-12-01T22:00:00Z",
+            "2026-12-01T22:30:00Z",
+        )
+        .unwrap();
+        let b = insert_approval(
+            &c,
+            "10.0.0.9",
+            None,
+            "2026-12-01T22:00:00Z",
+            "2026-12-01T23:30:00+01:00",
+        )
+        .unwrap();
+        let active = |now| {
+            active_approvals(&c, now)
+                .unwrap()
+                .iter()
+                .map(|r| r.id)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(active("2026-12-01T22:10:00Z"), [a, b]);
+        // b ends at 22:30 UTC too, written in another offset
+        assert_eq!(active("2026-12-01T22:30:00Z"), Vec::<i64>::new());
+        assert!(revoke_approval(&c, a, "2026-12-01T22:05:00Z").unwrap());
+        assert!(
+            !revoke_approval(&c, a, "2026-12-01T22:06:00Z").unwrap(),
+            "once"
+        );
+        assert_eq!(active("2026-12-01T22:10:00Z"), [b]);
+        assert_eq!(
+            recent_approvals(&c, "2026-11-30T00:00:00Z").unwrap().len(),
+            2
+        );
+    }
+
+    #[test]
     fn retention_removes_only_old_rows() {
         let dir = tempfile::tempdir().unwrap();
         let mut c = open_writer(&dir.path().join("a.db")).unwrap();
@@ -394,6 +521,11 @@ mod tests {
                 at(9, "10.0.0.1", 2),
                 at(11, "10.0.0.1", 3),
                 at(11, "10.0.0.2", 4),
+                // a parent's approval for that device is not a request
+                AuditRow {
+                    event_type: crate::kinds::EventType::Approval,
+                    ..at(11, "10.0.0.2", 5)
+                },
             ],
         )
         .unwrap();

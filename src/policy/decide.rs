@@ -1,6 +1,7 @@
 //! One request through the household policies: the input document, the policy set, the default
 //! verdict, then the mode gate. Usable from the request task or a task of its own.
 
+use super::approvals::Approvals;
 use super::clock::Clock;
 use super::counters::UsageCounters;
 use super::gate::{gate, Gated};
@@ -32,6 +33,8 @@ pub struct Decider {
     pub live: Arc<LiveSettings>,
     pub counters: UsageCounters,
     pub clock: Arc<Clock>,
+    /// The parents' active approvals (refreshed by the audit side).
+    pub approvals: Arc<Approvals>,
 }
 
 impl Decider {
@@ -68,7 +71,16 @@ impl Decider {
             log::warn!("policy evaluation failed, request allowed error={e:?}");
         }
         let allowlisted = r.client_ip.is_some_and(|ip| live.allowlist.contains(&ip));
-        let g = gate(self.mode, verdict, allowlisted, live.disabled);
+        let mut g = gate(self.mode, verdict, allowlisted, live.disabled);
+        if g.block {
+            let approval =
+                self.approvals
+                    .active(r.device, r.client_ip, g.verdict.policy.as_deref(), now);
+            if let Some(a) = approval {
+                g.approve(a.id, a.expires_at.format("%H:%M").to_string());
+                metrics::APPROVED.inc();
+            }
+        }
         if g.alert || g.block {
             log::warn!(
                 "policy {} policy={} client={} device={} vendor={} reason={:?}",

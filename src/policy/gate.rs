@@ -14,6 +14,8 @@ pub struct Gated {
     pub alert: bool,
     /// Why a block verdict was not enforced, for the audit reason.
     pub exemption: Option<&'static str>,
+    /// The parent's approval that let this request past its block: id and end.
+    pub approval: Option<(i64, String)>,
 }
 
 impl Gated {
@@ -26,6 +28,17 @@ impl Gated {
             block: false,
             alert: false,
             exemption: None,
+            approval: None,
+        }
+    }
+
+    /// Lets an enforced block through under a parent's approval (recorded in the reason).
+    pub fn approve(&mut self, id: i64, until: String) {
+        if self.block {
+            self.block = false;
+            self.alert = true;
+            self.exemption = Some("approved by a parent");
+            self.approval = Some((id, until));
         }
     }
 
@@ -33,7 +46,12 @@ impl Gated {
     pub fn recorded_reason(&self) -> Option<String> {
         let mut parts: Vec<String> = self.verdict.reason.iter().cloned().collect();
         if let Some(e) = self.exemption {
-            parts.push(format!("not blocked: {e}"));
+            match &self.approval {
+                Some((id, until)) => {
+                    parts.push(format!("not blocked: {e} (approval #{id} until {until})"));
+                }
+                None => parts.push(format!("not blocked: {e}")),
+            }
         }
         if !self.verdict.errors.is_empty() {
             parts.push(format!(
@@ -63,6 +81,7 @@ pub fn gate(mode: Mode, verdict: Verdict, allowlisted: bool, disabled: bool) -> 
         block,
         alert,
         exemption,
+        approval: None,
     }
 }
 

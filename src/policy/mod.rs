@@ -11,6 +11,7 @@
 //! usage it reads, `decide` runs the set on one request, `gate` turns the verdict into what the
 //! mode allows, and `live` swaps the set on SIGHUP.
 
+pub mod approvals;
 pub mod clock;
 pub mod counters;
 pub mod decide;

@@ -135,7 +135,14 @@ pub(super) async fn answer_error(
 }
 
 /// 403 in the vendor's own error shape (a small page for browsers); the vendor gets nothing.
-async fn answer_block(session: &mut Session, ctx: &mut RequestCtx, vendor: Vendor, gated: Gated) {
+/// It carries the approval code a parent can pass to `yori allow` for this device and policy.
+async fn answer_block(
+    shared: &Shared,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    vendor: Vendor,
+    gated: Gated,
+) {
     let policy = gated
         .verdict
         .policy
@@ -146,7 +153,23 @@ async fn answer_block(session: &mut Session, ctx: &mut RequestCtx, vendor: Vendo
         .reason
         .clone()
         .unwrap_or_else(|| "not allowed right now".into());
-    let message = format!("yori: blocked by household policy `{policy}`: {reason}");
+    let live = shared.decider.live.get();
+    let device = ctx.client_ip.map(|ip| {
+        live.devices
+            .get(&ip)
+            .cloned()
+            .unwrap_or_else(|| ip.to_string())
+    });
+    let code = device
+        .as_deref()
+        .filter(|_| gated.verdict.policy.is_some())
+        .map(|d| crate::policy::approvals::code(d, &policy));
+    let ask = code.as_deref().map_or_else(String::new, |c| {
+        format!(
+            " To ask a parent, give them the code {c} (on the router: `yori allow {c} --for 30m`)."
+        )
+    });
+    let message = format!("yori: blocked by household policy `{policy}`: {reason}.{ask}");
     ctx.status = Some(403);
     ctx.end(Outcome::Blocked);
     if let Some(l) = ctx.local() {
@@ -163,7 +186,7 @@ async fn answer_block(session: &mut Session, ctx: &mut RequestCtx, vendor: Vendo
             session,
             403,
             "text/html; charset=utf-8",
-            Bytes::from(respond::block_page(&policy, &reason)),
+            Bytes::from(respond::block_page(&policy, &reason, code.as_deref())),
         )
         .await;
     } else {
@@ -246,7 +269,7 @@ pub(super) async fn forward(
         if let Some(l) = ctx.local() {
             l.facts = Some(i.facts.clone());
         }
-        answer_block(session, ctx, ep.vendor, i.verdict.clone()).await;
+        answer_block(shared, session, ctx, ep.vendor, i.verdict.clone()).await;
         return Ok(false);
     }
     if inline.as_ref().is_some_and(|i| i.facts.body_unread) && may_block(shared, ctx.client_ip) {

@@ -43,11 +43,17 @@ fn html_escape(s: &str) -> String {
 }
 
 /// The page a browser gets for a blocked request.
-pub(super) fn block_page(policy: &str, reason: &str) -> String {
+pub(super) fn block_page(policy: &str, reason: &str, code: Option<&str>) -> String {
+    let ask = code.map_or_else(String::new, |c| {
+        format!(
+            "<p>To ask a parent, give them this code: <b style=\"font-size:1.5em;letter-spacing:.1em\">{}</b></p>",
+            html_escape(c)
+        )
+    });
     format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>Blocked by YORI</title></head>\
          <body style=\"font-family:sans-serif;max-width:36em;margin:4em auto\"><h1>Not right now</h1>\
-         <p>This AI request was blocked by your household's <b>{}</b> rule.</p><p>{}</p>\
+         <p>This AI request was blocked by your household's <b>{}</b> rule.</p><p>{}</p>{ask}\
          <p style=\"color:#666\">YORI home gateway</p></body></html>",
         html_escape(policy),
         html_escape(reason)
@@ -60,7 +66,8 @@ mod tests {
 
     #[test]
     fn the_block_page_escapes_what_policies_say() {
-        let page = block_page("bed<time>", "no \"AI\" & no <script>");
+        let page = block_page("bed<time>", "no \"AI\" & no <script>", Some("K7M2QX"));
+        assert!(page.contains("K7M2QX"));
         assert!(page.contains("bed&lt;time&gt;"));
         assert!(page.contains("no &quot;AI&quot; &amp; no &lt;script&gt;"));
         assert!(!page.contains("<script>"));

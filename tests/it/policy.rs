@@ -140,7 +140,9 @@ async fn enforce_blocks_in_each_vendors_shape_and_the_vendor_sees_nothing() {
                     j["error"]["message"].as_str()
                 }
             };
-            assert_eq!(message, Some("yori: blocked by household policy `bedtime`: bedtime: no AI between 21:00 and 06:00"));
+            // the device has a name (kids-laptop): the code names it and the policy
+            let code = yori::policy::approvals::code("kids-laptop", "bedtime");
+            assert_eq!(message, Some(format!("yori: blocked by household policy `bedtime`: bedtime: no AI between 21:00 and 06:00. To ask a parent, give them the code {code} (on the router: `yori allow {code} --for 30m`).").as_str()));
         }
     }
     assert!(
@@ -502,5 +504,151 @@ async fn sighup_reloads_policies_and_a_broken_one_keeps_the_old_set() {
             yori.log()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `yori allow ...` with the config and the fixed clock `now`; (exit code, stdout + stderr).
+fn allow(conf: &std::path::Path, now: &str, args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(BIN)
+        .arg("-c")
+        .arg(conf)
+        .arg("allow")
+        .args(args)
+        .env("YORI_TEST_NOW", now)
+        .env("TZ", "UTC")
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parents_approval_unblocks_a_device_for_a_while_and_is_audited() {
+    let mock = start_mock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let conf = config(
+        &mock,
+        &dir,
+        "mode: enforce\nenforcement:\n  consent_accepted: true\n",
+    );
+    let yori = Yori::start_at(&conf, LATE);
+    let blocked = openai_chat(yori.port, "hi").await;
+    assert_eq!(blocked.status, 403);
+    let message = blocked.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let code = yori::policy::approvals::code("kids-laptop", "bedtime");
+    assert!(message.contains(&code), "{message}");
+    rows(&dir, 1);
+
+    // a word that is neither a device, an IP nor a code
+    let (status, text) = allow(&yori.config, LATE, &["XXXXXX", "--for", "30m"]);
+    assert_eq!(status, Some(2), "{text}");
+    let (status, text) = allow(&yori.config, LATE, &[&code, "--for", "30m"]);
+    assert_eq!(status, Some(0), "{text}");
+    assert!(
+        text.contains("kids-laptop may pass policy `bedtime` until 2026-12-01 23:00"),
+        "{text}"
+    );
+
+    // within a few seconds the device passes, and the row says why
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while openai_chat(yori.port, "hi").await.status != 200 {
+        assert!(Instant::now() < deadline, "never approved:\n{}", yori.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let got = rows_until(&dir, |r| r.0 == "request");
+    let approval = got
+        .iter()
+        .find(|r| r.0 == "approval")
+        .expect("an approval row");
+    assert_eq!(approval.1.as_deref(), Some("bedtime"));
+    let passed = got.iter().find(|r| r.0 == "request").unwrap();
+    assert_eq!(passed.0, "request");
+    // the verdict stays on record (block), with why it was not enforced, as for the allowlist
+    assert_eq!(passed.2, "block", "{got:?}");
+    assert!(
+        passed
+            .3
+            .as_deref()
+            .is_some_and(|r| r.contains("approved by a parent (approval #1 until 23:00)")),
+        "{got:?}"
+    );
+    let (_, listed) = allow(&yori.config, LATE, &["--list"]);
+    assert!(
+        listed.contains("kids-laptop") && listed.contains("active"),
+        "{listed}"
+    );
+    drop(yori);
+
+    // after its time, the block is back; a restart keeps approvals (they are in the database)
+    let yori = Yori::start_at(&conf, "2026-12-01T22:45:00Z");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while openai_chat(yori.port, "hi").await.status != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "the approval did not survive a restart"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(yori);
+    let yori = Yori::start_at(&conf, "2026-12-01T23:01:00Z");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(openai_chat(yori.port, "hi").await.status, 403, "expired");
+    let (_, listed) = allow(&yori.config, "2026-12-01T23:01:00Z", &["--list"]);
+    assert!(listed.contains("expired"), "{listed}");
+
+    // revoked: at once blocked again (a fresh approval for every policy, then revoked)
+    let (status, text) = allow(
+        &yori.config,
+        "2026-12-01T23:01:00Z",
+        &["kids-laptop", "--for", "1h"],
+    );
+    assert_eq!(status, Some(0), "{text}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while openai_chat(yori.port, "hi").await.status != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "the second approval never took effect"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, text) = allow(&yori.config, "2026-12-01T23:01:00Z", &["--revoke", "2"]);
+    assert_eq!(status, Some(0), "{text}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while openai_chat(yori.port, "hi").await.status != 403 {
+        assert!(
+            Instant::now() < deadline,
+            "the revocation never took effect"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, _) = allow(&yori.config, "2026-12-01T23:01:00Z", &["--revoke", "2"]);
+    assert_eq!(status, Some(2), "revoked once");
+}
+
+/// Every row, once one matches `wanted`.
+fn rows_until(dir: &tempfile::TempDir, wanted: impl Fn(&PolicyRow) -> bool) -> Vec<PolicyRow> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got: Vec<PolicyRow> = Connection::open(dir.path().join("audit.db"))
+            .and_then(|c| {
+                let mut s = c.prepare("SELECT event_type, policy_name, policy_result, policy_reason, response_status FROM audit_events ORDER BY id")?;
+                let r = s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get::<_, Option<i64>>(4)?.unwrap_or(0))))?.collect();
+                r
+            })
+            .unwrap_or_default();
+        if got.iter().any(&wanted) || Instant::now() > deadline {
+            assert!(got.iter().any(&wanted), "rows: {got:?}");
+            return got;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
