@@ -66,6 +66,8 @@ fn main() {
                         requests_today: (i % 40) as u64,
                         requests_last_hour: 3,
                         tokens_today: 4000,
+                        cost_today: 0.42,
+                        cost_month: 7.5,
                     },
                     mode: Mode::Enforce,
                 },

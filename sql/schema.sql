@@ -34,7 +34,8 @@ CREATE TABLE IF NOT EXISTS audit_events (
     policy_reason        TEXT,
     mode                 TEXT,                           -- observe | advisory | enforce
     error_kind           TEXT,                           -- upstream_timeout, client_closed, ...
-    notes                TEXT,                           -- comma list: pii_scan_cut, usage_unread, ...
+    notes                TEXT,                           -- comma list: request_unread, pii_scan_cut, usage_unread
+    cost_usd             REAL,                           -- from the price table; NULL: model not priced
     user_agent           TEXT,
     request_id           TEXT    NOT NULL UNIQUE
 );

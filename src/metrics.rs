@@ -412,6 +412,7 @@ mod tests {
             user_agent: None,
             facts: None,
             tokens: None,
+            cost_usd: None,
             status: Some(200),
             outcome,
             send_path: None,

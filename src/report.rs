@@ -74,6 +74,8 @@ pub(crate) struct Report {
     /// What the request asked; `None` when the body was never read (too large, unreadable).
     pub facts: Option<Arc<RequestFacts>>,
     pub tokens: Option<Tokens>,
+    /// What the call cost in US dollars, from `pricing`; `None` when the model is not priced.
+    pub cost_usd: Option<f64>,
     /// The status the device got (or would have got, had it stayed).
     pub status: Option<u16>,
     pub outcome: Outcome,

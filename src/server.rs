@@ -85,8 +85,12 @@ fn seeded_counters(config: &Config, clock: &Clock) -> UsageCounters {
         clock.day_start(now),
         (now - chrono::Duration::hours(1)).to_utc(),
     );
+    let month_start = {
+        use chrono::Datelike;
+        clock.day_start(now.with_day(1).unwrap_or(now))
+    };
     let tallies = audit::store::open_reader(&config.audit.database)
-        .and_then(|c| audit::store::usage_since(&c, since, hour_ago));
+        .and_then(|c| audit::store::usage_since(&c, since, hour_ago, month_start));
     match tallies {
         Ok(tallies) => {
             let seeds = tallies.into_iter().filter_map(|t| {
@@ -95,6 +99,8 @@ fn seeded_counters(config: &Config, clock: &Clock) -> UsageCounters {
                     requests_today: t.requests,
                     tokens_today: t.tokens,
                     requests_last_hour: t.last_hour,
+                    cost_today: t.cost,
+                    cost_month: t.cost_month,
                 })
             });
             let n = counters.seed(seeds, now);

@@ -80,6 +80,7 @@ pub const COLUMNS: &[&str] = &[
     "user_agent",
     "request_id",
     "notes",
+    "cost_usd",
 ];
 
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -320,12 +321,14 @@ pub fn stats(conn: &Connection) -> rusqlite::Result<Value> {
     let totals = conn.query_row(
         "SELECT COUNT(*), COALESCE(SUM(prompt_tokens),0), COALESCE(SUM(response_tokens),0),
                 COALESCE(SUM(policy_result='alert'),0), COALESCE(SUM(event_type='block'),0),
-                COALESCE(SUM(contains_sensitive),0), COALESCE(SUM(error_kind IS NOT NULL),0)
+                COALESCE(SUM(contains_sensitive),0), COALESCE(SUM(error_kind IS NOT NULL),0),
+                SUM(cost_usd), COALESCE(SUM(cost_usd IS NULL AND prompt_tokens IS NOT NULL),0)
          FROM audit_events WHERE event_type IN ('request', 'block')",
         [],
         |r| {
             Ok(json!({"requests": r.get::<_, i64>(0)?, "prompt_tokens": r.get::<_, i64>(1)?, "response_tokens": r.get::<_, i64>(2)?,
-                      "alerts": r.get::<_, i64>(3)?, "blocks": r.get::<_, i64>(4)?, "sensitive": r.get::<_, i64>(5)?, "errors": r.get::<_, i64>(6)?}))
+                      "alerts": r.get::<_, i64>(3)?, "blocks": r.get::<_, i64>(4)?, "sensitive": r.get::<_, i64>(5)?, "errors": r.get::<_, i64>(6)?,
+                      "cost_usd": r.get::<_, Option<f64>>(7)?, "unpriced": r.get::<_, i64>(8)?}))
         },
     )?;
     let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
@@ -340,12 +343,13 @@ pub fn stats(conn: &Connection) -> rusqlite::Result<Value> {
             Ok(
                 json!({key: r.get::<_, Option<String>>(0)?, "requests": r.get::<_, i64>(1)?,
                       "prompt_tokens": r.get::<_, i64>(2)?, "response_tokens": r.get::<_, i64>(3)?,
-                      "alerts": r.get::<_, i64>(4)?, "blocks": r.get::<_, i64>(5)?}),
+                      "alerts": r.get::<_, i64>(4)?, "blocks": r.get::<_, i64>(5)?,
+                      "cost_usd": r.get::<_, Option<f64>>(6)?}),
             )
         })?;
         rows.collect()
     };
-    let agg = "COUNT(*), COALESCE(SUM(prompt_tokens),0), COALESCE(SUM(response_tokens),0), COALESCE(SUM(policy_result='alert'),0), COALESCE(SUM(event_type='block'),0)";
+    let agg = "COUNT(*), COALESCE(SUM(prompt_tokens),0), COALESCE(SUM(response_tokens),0), COALESCE(SUM(policy_result='alert'),0), COALESCE(SUM(event_type='block'),0), SUM(cost_usd)";
     let by_vendor = group(
         &format!("SELECT vendor, {agg} FROM audit_events WHERE {EXCHANGES} GROUP BY vendor ORDER BY 2 DESC"),
         "vendor",
@@ -362,12 +366,33 @@ pub fn stats(conn: &Connection) -> rusqlite::Result<Value> {
     let by_hour: Vec<Value> = stmt
         .query_map([&since], |r| {
             Ok(json!({"hour": r.get::<_, String>(0)?, "requests": r.get::<_, i64>(1)?, "prompt_tokens": r.get::<_, i64>(2)?,
-                      "response_tokens": r.get::<_, i64>(3)?, "alerts": r.get::<_, i64>(4)?, "blocks": r.get::<_, i64>(5)?}))
+                      "response_tokens": r.get::<_, i64>(3)?, "alerts": r.get::<_, i64>(4)?, "blocks": r.get::<_, i64>(5)?,
+                      "cost_usd": r.get::<_, Option<f64>>(6)?}))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let month_ago = (chrono::Utc::now() - chrono::Duration::days(31))
+        .format("%Y-%m-%d")
+        .to_string();
+    let by_day = group(
+        &format!("SELECT substr(timestamp, 1, 10), {agg} FROM audit_events WHERE timestamp >= '{month_ago}' AND {EXCHANGES} GROUP BY 1 ORDER BY 1"),
+        "date",
+    )?;
+    let mut device_day = conn.prepare_cached(&format!(
+        "SELECT substr(timestamp, 1, 10), COALESCE(client_device, client_ip), COUNT(*), SUM(cost_usd) FROM audit_events \
+         WHERE timestamp >= ?1 AND {EXCHANGES} GROUP BY 1, 2 ORDER BY 1, 2 LIMIT 3100"
+    ))?;
+    let by_device_day: Vec<Value> = device_day
+        .query_map([&month_ago], |r| {
+            Ok(
+                json!({"date": r.get::<_, String>(0)?, "device": r.get::<_, Option<String>>(1)?,
+                      "requests": r.get::<_, i64>(2)?, "cost_usd": r.get::<_, Option<f64>>(3)?}),
+            )
         })?
         .collect::<rusqlite::Result<_>>()?;
     Ok(
         json!({"totals": totals, "today": {"date": today, "requests": today_requests},
-              "by_vendor": by_vendor, "by_device": by_device, "last_24h_by_hour": by_hour}),
+              "by_vendor": by_vendor, "by_device": by_device, "last_24h_by_hour": by_hour,
+              "last_31d_by_day": by_day, "last_31d_by_device_and_day": by_device_day}),
     )
 }
 

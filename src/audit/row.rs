@@ -44,6 +44,8 @@ pub struct AuditRow {
     /// Comma list of what the inspection could not do whole (`request_unread`, `pii_scan_cut`,
     /// `usage_unread`).
     pub notes: Option<String>,
+    /// US dollars, from the price table; `None`: the model is not priced (or nothing was sent).
+    pub cost_usd: Option<f64>,
 }
 
 impl Default for AuditRow {
@@ -80,6 +82,7 @@ impl Default for AuditRow {
             user_agent: None,
             request_id: String::new(),
             notes: None,
+            cost_usd: None,
         }
     }
 }
@@ -158,6 +161,7 @@ impl AuditRow {
             user_agent: bounded_opt(r.user_agent.as_deref(), MAX_USER_AGENT_CHARS),
             request_id: r.request_id.clone(),
             notes: (!r.notes.is_empty()).then(|| r.notes.join(",")),
+            cost_usd: r.cost_usd,
         }
     }
 }
@@ -195,6 +199,7 @@ mod tests {
                 response: u64::MAX - 1,
                 estimated: false,
             }),
+            cost_usd: None,
             status: Some(200),
             outcome: Outcome::Forwarded,
             send_path: None,

@@ -35,7 +35,7 @@ pub enum StoreError {
 
 pub const SCHEMA_SQL: &str = include_str!("../../sql/schema.sql");
 /// Bumped whenever `sql/schema.sql` changes; older databases are migrated in `migrate`.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// The columns of a version-1 table, all kept by the rebuild into version 2.
 const V1_COLUMNS: &str = "id, timestamp, event_type, client_ip, client_device, endpoint, vendor, \
@@ -48,8 +48,8 @@ const INSERT: &str = "INSERT INTO audit_events (timestamp, event_type, client_ip
     http_method, http_path, model, stream, message_count, prompt_preview, prompt_chars, prompt_tokens, \
     contains_sensitive, sensitive_kinds, response_status, response_tokens, tokens_estimated, response_duration_ms, \
     first_byte_ms, request_bytes, response_bytes, policy_name, policy_result, policy_reason, mode, error_kind, \
-    user_agent, request_id, notes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
-    ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31)";
+    user_agent, request_id, notes, cost_usd) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
+    ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32)";
 
 /// Opens the database for writing, creating its folder and the schema.
 pub fn open_writer(path: &Path) -> Result<Connection, StoreError> {
@@ -79,6 +79,17 @@ pub fn open_writer(path: &Path) -> Result<Connection, StoreError> {
         source,
     })?;
     Ok(conn)
+}
+
+fn has_column(conn: &Connection, table: &str, column: &str) -> rusqlite::Result<bool> {
+    let mut s = conn.prepare(&format!("PRAGMA table_info({table})"))?;
+    let names = s.query_map([], |r| r.get::<_, String>(1))?;
+    for n in names {
+        if n? == column {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Opens a read-only connection for the admin API (WAL: readers never block the writer).
@@ -115,6 +126,11 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
              COMMIT;"
         ))?;
         return Ok(());
+    }
+    if (2..4).contains(&version) && !has_column(conn, "audit_events", "cost_usd")? {
+        // 2 -> 4: `cost_usd` (3 added the approvals table, made below with the rest)
+        log::info!("audit database: adding cost_usd (schema {version} -> {SCHEMA_VERSION})");
+        conn.execute_batch("ALTER TABLE audit_events ADD COLUMN cost_usd REAL")?;
     }
     // a new database: the whole schema (every statement is IF NOT EXISTS)
     conn.execute_batch(SCHEMA_SQL)?;
@@ -162,6 +178,7 @@ pub fn insert_batch(conn: &mut Connection, rows: &[AuditRow]) -> rusqlite::Resul
                 r.user_agent,
                 r.request_id,
                 r.notes,
+                r.cost_usd,
             ])?;
         }
     }
@@ -244,13 +261,16 @@ pub(crate) fn over(conn: &Connection, max_bytes: u64) -> rusqlite::Result<bool> 
 }
 
 /// One client's use in the window the policy counters start from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ClientTally {
     pub client_ip: String,
     pub requests: u64,
     pub tokens: u64,
     /// Requests since `hour_ago`.
     pub last_hour: u64,
+    /// US dollars since `since`, and since `month_start`.
+    pub cost: f64,
+    pub cost_month: f64,
 }
 
 /// A stored approval with its state, for `yori allow --list`.
@@ -338,26 +358,37 @@ pub fn blocked_since(conn: &Connection, since: &str) -> rusqlite::Result<Vec<(St
     rows.collect()
 }
 
-/// Requests and tokens per client since `since`, and requests since `hour_ago`.
+/// Requests, tokens and cost per client since `since`, requests since `hour_ago`, and cost
+/// since `month_start` (which is not after `since`).
 pub fn usage_since(
     conn: &Connection,
     since: DateTime<Utc>,
     hour_ago: DateTime<Utc>,
+    month_start: DateTime<Utc>,
 ) -> rusqlite::Result<Vec<ClientTally>> {
     let text = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let mut stmt = conn.prepare(
-        "SELECT client_ip, COUNT(*), COALESCE(SUM(COALESCE(prompt_tokens,0) + COALESCE(response_tokens,0)),0), SUM(timestamp >= ?2)
-         FROM audit_events WHERE timestamp >= ?1 AND client_ip IS NOT NULL AND event_type IN ('request', 'block') GROUP BY client_ip",
+        "SELECT client_ip, COALESCE(SUM(timestamp >= ?1),0),
+                COALESCE(SUM(CASE WHEN timestamp >= ?1 THEN COALESCE(prompt_tokens,0) + COALESCE(response_tokens,0) ELSE 0 END),0),
+                COALESCE(SUM(timestamp >= ?2),0),
+                COALESCE(SUM(CASE WHEN timestamp >= ?1 THEN cost_usd ELSE 0 END),0.0),
+                COALESCE(SUM(cost_usd),0.0)
+         FROM audit_events WHERE timestamp >= ?3 AND client_ip IS NOT NULL AND event_type IN ('request', 'block') GROUP BY client_ip",
     )?;
     let count = |n: i64| u64::try_from(n).unwrap_or(0);
-    let rows = stmt.query_map([text(since), text(hour_ago)], |r| {
-        Ok(ClientTally {
-            client_ip: r.get(0)?,
-            requests: count(r.get(1)?),
-            tokens: count(r.get(2)?),
-            last_hour: count(r.get(3)?),
-        })
-    })?;
+    let rows = stmt.query_map(
+        [text(since), text(hour_ago), text(month_start.min(since))],
+        |r| {
+            Ok(ClientTally {
+                client_ip: r.get(0)?,
+                requests: count(r.get(1)?),
+                tokens: count(r.get(2)?),
+                last_hour: count(r.get(3)?),
+                cost: r.get(4)?,
+                cost_month: r.get(5)?,
+            })
+        },
+    )?;
     rows.collect()
 }
 
@@ -520,7 +551,15 @@ mod tests {
                 at(1, "10.0.0.1", 1),
                 at(9, "10.0.0.1", 2),
                 at(11, "10.0.0.1", 3),
-                at(11, "10.0.0.2", 4),
+                AuditRow {
+                    cost_usd: Some(0.5),
+                    ..at(11, "10.0.0.2", 4)
+                },
+                // before the day's window: the month's cost only
+                AuditRow {
+                    cost_usd: Some(1.25),
+                    ..at(1, "10.0.0.2", 6)
+                },
                 // a parent's approval for that device is not a request
                 AuditRow {
                     event_type: crate::kinds::EventType::Approval,
@@ -530,8 +569,13 @@ mod tests {
         )
         .unwrap();
         let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
-        let mut got =
-            usage_since(&c, t("2026-12-01T08:00:00Z"), t("2026-12-01T10:30:00Z")).unwrap();
+        let mut got = usage_since(
+            &c,
+            t("2026-12-01T08:00:00Z"),
+            t("2026-12-01T10:30:00Z"),
+            t("2026-11-01T00:00:00Z"),
+        )
+        .unwrap();
         got.sort_by(|a, b| a.client_ip.cmp(&b.client_ip));
         assert_eq!(
             got,
@@ -540,13 +584,17 @@ mod tests {
                     client_ip: "10.0.0.1".into(),
                     requests: 2,
                     tokens: 30,
-                    last_hour: 1
+                    last_hour: 1,
+                    cost: 0.0,
+                    cost_month: 0.0,
                 },
                 ClientTally {
                     client_ip: "10.0.0.2".into(),
                     requests: 1,
                     tokens: 15,
-                    last_hour: 1
+                    last_hour: 1,
+                    cost: 0.5,
+                    cost_month: 1.75,
                 },
             ]
         );

@@ -15,6 +15,7 @@ pub mod enforcement;
 pub mod limits;
 pub mod listeners;
 pub mod policies;
+pub mod pricing;
 pub mod reader;
 pub mod server;
 pub mod types;
@@ -67,6 +68,8 @@ pub struct Config {
     pub admin: Admin,
     pub limits: Limits,
     pub server: ServerSettings,
+    /// `pricing`: the shipped price table (`conf/pricing.yaml`) with these entries over it.
+    pub pricing: pricing::Pricing,
 }
 
 impl Config {
@@ -208,6 +211,8 @@ fn read(s: &Section<'_>, p: &mut Problems) -> Option<Config> {
     let admin = s.section("admin", p, Admin::read);
     let limits = s.section("limits", p, Limits::read);
     let server = s.section("server", p, ServerSettings::read);
+    let mut pricing = pricing::Pricing::built_in();
+    pricing.add(s.get("pricing"), &s.child("pricing"), p);
     let mut bound = vec![listen.clone(), metrics.clone()];
     bound.extend(tls_listen);
     listeners::check_ports(&bound, p);
@@ -227,6 +232,7 @@ fn read(s: &Section<'_>, p: &mut Problems) -> Option<Config> {
         admin,
         limits,
         server,
+        pricing,
     })
 }
 

@@ -288,7 +288,7 @@ pub fn string_item<T>(
     }
 }
 
-fn describe(v: &Value) -> String {
+pub fn describe(v: &Value) -> String {
     match v {
         Value::Null => "nothing".into(),
         Value::Bool(b) => format!("`{b}`"),

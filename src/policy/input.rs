@@ -88,6 +88,10 @@ pub fn document(p: &InputParts<'_>, reads: &Reads) -> Value {
             Value::from(p.usage.requests_last_hour)
         });
         u.field("tokens_today", || Value::from(p.usage.tokens_today));
+        // US dollars, to the micro-dollar (calls of unpriced models add nothing)
+        let dollars = |x: f64| Value::from((x * 1e6).round() / 1e6);
+        u.field("cost_today", || dollars(p.usage.cost_today));
+        u.field("cost_month", || dollars(p.usage.cost_month));
     });
     doc.field("mode", || text(p.mode.as_str()));
     doc.finish()
@@ -167,6 +171,8 @@ mod tests {
                 requests_today: 3,
                 requests_last_hour: 1,
                 tokens_today: 400,
+                cost_today: 0.25,
+                cost_month: 1.5,
             },
             mode: Mode::Observe,
         }
@@ -184,7 +190,8 @@ mod tests {
             "client": {"ip": "192.168.1.23", "device": null},
             "time": {"iso": "2026-12-01T22:30:00+01:00", "date": "2026-12-01", "hour": 22,
                      "minute": 30, "weekday": "tuesday"},
-            "usage": {"requests_today": 3, "requests_last_hour": 1, "tokens_today": 400},
+            "usage": {"requests_today": 3, "requests_last_hour": 1, "tokens_today": 400,
+                      "cost_today": 0.25, "cost_month": 1.5},
             "mode": "observe"
         });
         assert_eq!(doc, Value::from(expected));

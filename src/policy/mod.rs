@@ -49,6 +49,10 @@ pub const SHIPPED: &[(&str, &str)] = &[
         include_str!("../../conf/policies/high_usage.rego"),
     ),
     (
+        "budget.rego",
+        include_str!("../../conf/policies/budget.rego"),
+    ),
+    (
         "homework.rego",
         include_str!("../../conf/policies/homework.rego"),
     ),

@@ -238,6 +238,10 @@ mod tests {
             read("high_usage.rego"),
             ["client.device", "usage.requests_today"]
         );
+        assert_eq!(
+            read("budget.rego"),
+            ["client.device", "usage.cost_month", "usage.cost_today"]
+        );
         assert_eq!(read("homework.rego"), ["request.prompt"]);
         assert_eq!(read("privacy.rego"), ["request.sensitive_kinds"]);
     }

@@ -29,13 +29,14 @@ fn input(hour: u32, prompt: &str, kinds: &[&str], requests_today: u64) -> Value 
 }
 
 #[test]
-fn all_five_compile_in_file_order() {
+fn all_six_compile_in_file_order() {
     assert_eq!(
         shipped().names(),
         [
             "home_default",
             "bedtime",
             "high_usage",
+            "budget",
             "homework",
             "privacy"
         ]
@@ -96,6 +97,37 @@ fn high_usage_alerts_past_fifty_a_day() {
     assert_eq!(
         v.reason.as_deref(),
         Some("high usage: 51 requests today from kids-laptop (limit 50)")
+    );
+}
+
+#[test]
+fn budget_alerts_past_two_dollars_a_day_or_twenty_a_month() {
+    let p = shipped();
+    let with_cost = |today: f64, month: f64| {
+        let mut doc = serde_json::to_value(input(12, "x", &[], 1)).unwrap();
+        doc["usage"]["cost_today"] = json!(today);
+        doc["usage"]["cost_month"] = json!(month);
+        Value::from(doc)
+    };
+    assert_eq!(
+        p.evaluate(&with_cost(1.99, 10.0), Some("budget")).action,
+        Action::Allow
+    );
+    let v = p.evaluate(&with_cost(2.5, 10.0), Some("budget"));
+    assert_eq!(v.action, Action::Alert);
+    assert_eq!(
+        v.reason.as_deref(),
+        Some("budget: kids-laptop spent $2.50 today (limit $2.00)")
+    );
+    let v = p.evaluate(&with_cost(0.1, 20.5), Some("budget"));
+    assert_eq!(
+        v.reason.as_deref(),
+        Some("budget: kids-laptop spent $20.50 this month (limit $20.00)")
+    );
+    // without cost figures (an older input) the rule says nothing
+    assert_eq!(
+        p.evaluate(&input(12, "x", &[], 1), Some("budget")).action,
+        Action::Allow
     );
 }
 

@@ -72,10 +72,12 @@ fn record(shared: &Shared, ctx: &mut RequestCtx) {
     ctx.recorded = true;
     if let Some(r) = report::build(shared, ctx) {
         if let Some(ip) = r.client_ip {
-            shared
-                .decider
-                .counters
-                .record(ip, shared.decider.clock.now(), r.tokens_total());
+            shared.decider.counters.record(
+                ip,
+                shared.decider.clock.now(),
+                r.tokens_total(),
+                r.cost_usd,
+            );
         }
         metrics::exchange(&r);
         shared

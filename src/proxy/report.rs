@@ -62,6 +62,14 @@ pub(crate) fn build(shared: &Shared, ctx: &RequestCtx) -> Option<Report> {
         .usage
         .as_ref()
         .map(|t| t.tokens(facts.as_ref().map_or(0, |f| f.text_chars)));
+    let cost_usd = tokens.and_then(|t| {
+        shared.config.pricing.cost(
+            endpoint.vendor.as_str(),
+            facts.as_ref().and_then(|f| f.model.as_deref()),
+            t.prompt,
+            t.response,
+        )
+    });
     let outcome = ctx.outcome().unwrap_or(Outcome::Forwarded);
     let mut notes = Vec::new();
     if facts.as_ref().is_some_and(|f| f.scan_cut) {
@@ -95,6 +103,7 @@ pub(crate) fn build(shared: &Shared, ctx: &RequestCtx) -> Option<Report> {
         user_agent: req.user_agent.clone(),
         facts,
         tokens,
+        cost_usd,
         status: ctx.status,
         outcome,
         send_path: match ctx.leg {

@@ -17,6 +17,7 @@ mod mock;
 mod audit;
 mod cli;
 mod edge;
+mod family;
 mod gateway;
 mod hardening;
 mod metrics;
