@@ -42,14 +42,18 @@ async fn each_call_gets_a_cost_and_a_budget_rule_reads_it() {
     );
     let yori = Yori::start(&conf);
     let path = "/openai/v1/chat/completions";
-    for model in [
+    let models = [
         "gpt-4o-2024-08-06",
         "unpriced-model",
         "house-model",
         "gpt-4o",
-    ] {
+    ];
+    for (i, model) in models.into_iter().enumerate() {
         let r = post(yori.port, path, &[], chat(model)).await;
         assert_eq!(r.status, 200, "{}", r.text());
+        // a call is counted (cost included) just before its row is written: once the row is
+        // in, the next call's policies see it
+        rows(&dir, i + 1);
     }
     let got = rows(&dir, 4);
     let completion = (3 * COMPLETION_TOKENS_PER_EVENT) as f64;

@@ -62,6 +62,9 @@ async fn advisory_forwards_and_records_alerts() {
     let yori = Yori::start_at(&config(&mock, &dir, "mode: advisory\n"), NOON);
     let r = openai_chat(yori.port, "please do my homework").await;
     assert_eq!(r.status, 200);
+    // the row is written once the inspection (on its own thread) is done: the next request's
+    // row could otherwise come first
+    rows(&dir, 1);
     let r = post(
         yori.port,
         "/anthropic/v1/messages",
