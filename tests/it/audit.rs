@@ -89,6 +89,7 @@ async fn one_row_per_call_for_every_vendor_with_the_mocks_token_counts() {
     let yori = Yori::start(&yaml);
     let events = 4u64;
     let ev = events.to_string();
+    let mut sent = 0;
     for v in VENDORS.iter() {
         for stream in [false, true] {
             let path = if stream { v.stream_path } else { v.path };
@@ -109,6 +110,10 @@ async fn one_row_per_call_for_every_vendor_with_the_mocks_token_counts() {
             )
             .await;
             assert_eq!(r.status, 200, "{} {stream}", v.name);
+            // rows are written as inspections finish (off the proxy thread): one at a time
+            // keeps their order that of the calls
+            sent += 1;
+            rows_eventually(&dir, sent);
         }
     }
     let c = rows_eventually(&dir, 8);

@@ -479,6 +479,7 @@ async fn hostile_prompts_are_scanned_within_bounds_and_recorded() {
     )
     .await;
     assert_eq!(r.status, 200);
+    rows(&dir, 1);
     // Arabic-Indic and fullwidth digits shaped like an SSN: text, not a crash
     let r = openai_chat(
         yori.port,
