@@ -6,13 +6,14 @@
 //!   policies decide and replays it to the vendor, `proxy::upstream` resolves the vendor.
 //! - `providers`: what each vendor's wire format says (facts, usage, error bodies), one file
 //!   per vendor; `inspect`: the vendor-neutral parsing (facts, personal data, token usage).
-//! - `policy`: the Rego set, the input document, the counters, the mode gate, SIGHUP reloads.
+//! - `policy`: the Rego set, the input document, the counters, the mode gate, approvals,
+//!   SIGHUP reloads.
 //! - `report`: the exchange's typed report, from which `audit` (row, queue, writer, SQLite,
 //!   queries) and `metrics` are derived.
 //!
 //! Around it: `config` (YAML to a validated `Config`), `kinds` (the stored vocabularies),
 //! `admin` (the admin API), `alerts` (the webhook), `tls` (the local CA and the TLS listener),
-//! `server` (builds every service), `cli`.
+//! `server` (builds every service), `cli`, `allow` (a parent's approvals), `logging`, `trim`.
 //!
 //! Arrows point one way: `proxy` uses everything below it; `admin` and `audit` know nothing of
 //! the proxy; `metrics` and `audit` read the report, never the proxy's context.
