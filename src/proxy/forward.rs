@@ -213,46 +213,14 @@ pub(super) async fn forward(
     path: String,
 ) -> Result<bool> {
     let ep = shared.config.endpoint(endpoint);
-    let req = session.req_header();
-    let upgrade = headers::is_upgrade(req);
-    ctx.begin(VendorRequest {
-        endpoint,
-        vendor: ep.vendor,
-        method: req.method.as_str().to_string(),
-        user_agent: req
-            .headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string),
-        // what logs, policies, rows and webhooks see; the vendor gets `path` itself
-        path: route::redact_query(&path).into_owned(),
-        http10: req.version == Version::HTTP_10,
-        started: ctx.started,
-        started_at: chrono::Utc::now(),
-        request_bytes: 0,
-        request_id: report::request_id(),
-    });
+    let upgrade = headers::is_upgrade(session.req_header());
+    begin(session, ctx, endpoint, ep.vendor, &path);
     if upgrade {
         answer_error(shared, session, ctx, Some(ep.vendor), ProxyError::Upgrade).await;
         return Ok(false);
     }
-    // Pingora keeps a copy of what is read, up to 64 KiB, and sends it itself when
-    // `request_filter` lets the request through
-    session.as_mut().enable_retry_buffering();
-    let mut share = shared.body_budget.share();
-    let read = capture::read_body(session, &shared.config.limits, &mut share)
-        .await
-        .and_then(|body| {
-            let plain = capture::plain_copy(session, &body, &shared.config.limits, &mut share)?;
-            Ok((body, plain))
-        });
-    ctx.body_share = Some(share);
-    let (body, plain) = match read {
-        Ok(b) => b,
-        Err(e) => {
-            answer_error(shared, session, ctx, Some(ep.vendor), e).await;
-            return Ok(false);
-        }
+    let Some((body, plain)) = read(shared, session, ctx, ep.vendor).await else {
+        return Ok(false);
     };
     let one_pass = !session.as_ref().retry_buffer_truncated();
     let Some(local) = ctx.local() else {
@@ -260,34 +228,11 @@ pub(super) async fn forward(
     };
     local.request.request_bytes = body.len();
     let request = local.request.clone();
-    // Only enforce mode can stop a request, so only there are the facts and the verdict worked
-    // out before the request goes on. In observe and advisory modes they are worked out off the
-    // proxy thread while the vendor answers (`offload`); the audit row waits for them.
-    let inline = (shared.config.mode == Mode::Enforce)
-        .then(|| inspect(shared, ctx.client_ip, &request, plain.as_deref()));
-    if let Some(i) = inline.as_ref().filter(|i| i.verdict.block) {
-        if let Some(l) = ctx.local() {
-            l.facts = Some(i.facts.clone());
-        }
-        answer_block(shared, session, ctx, ep.vendor, i.verdict.clone()).await;
-        return Ok(false);
-    }
-    if inline.as_ref().is_some_and(|i| i.facts.body_unread) && may_block(shared, ctx.client_ip) {
-        // enforce mode cannot decide on a body it cannot read: an encoding must not be a way
-        // around the household's rules
-        if let Some(l) = ctx.local() {
-            l.facts = inline.as_ref().map(|i| i.facts.clone());
-        }
-        answer_error(
-            shared,
-            session,
-            ctx,
-            Some(ep.vendor),
-            ProxyError::UnreadableBody,
-        )
-        .await;
-        return Ok(false);
-    }
+    let inline =
+        match decide_inline(shared, session, ctx, ep.vendor, &request, plain.as_deref()).await {
+            Inline::Answered => return Ok(false),
+            Inline::Go(inline) => inline,
+        };
     let addr = shared
         .resolver
         .resolve(&ep.upstream.host, ep.upstream.port)
@@ -336,13 +281,130 @@ pub(super) async fn forward(
         return Ok(true);
     }
     ctx.leg = Leg::Parent(exchange.clone());
-    match replay(session, exchange.clone(), body).await {
+    relay(session, ep.vendor, exchange, body).await?;
+    Ok(false)
+}
+
+/// Starts the exchange in the context: the request as the row, the policies and the logs see it.
+fn begin(
+    session: &Session,
+    ctx: &mut RequestCtx,
+    endpoint: EndpointId,
+    vendor: Vendor,
+    path: &str,
+) {
+    let req = session.req_header();
+    ctx.begin(VendorRequest {
+        endpoint,
+        vendor,
+        method: req.method.as_str().to_string(),
+        user_agent: req
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        // what logs, policies, rows and webhooks see; the vendor gets `path` itself
+        path: route::redact_query(path).into_owned(),
+        http10: req.version == Version::HTTP_10,
+        started: ctx.started,
+        started_at: chrono::Utc::now(),
+        request_bytes: 0,
+        request_id: report::request_id(),
+    });
+}
+
+/// The whole body as sent, and the copy the policies read (`None`: an encoding that could not
+/// be read); `None` when the request was answered here (too large, too slow, the budget spent).
+async fn read(
+    shared: &Shared,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    vendor: Vendor,
+) -> Option<(Bytes, Option<Bytes>)> {
+    // Pingora keeps a copy of what is read, up to 64 KiB, and sends it itself when
+    // `request_filter` lets the request through
+    session.as_mut().enable_retry_buffering();
+    let mut share = shared.body_budget.share();
+    let read = capture::read_body(session, &shared.config.limits, &mut share)
+        .await
+        .and_then(|body| {
+            let plain = capture::plain_copy(session, &body, &shared.config.limits, &mut share)?;
+            Ok((body, plain))
+        });
+    ctx.body_share = Some(share);
+    match read {
+        Ok(b) => Some(b),
+        Err(e) => {
+            answer_error(shared, session, ctx, Some(vendor), e).await;
+            None
+        }
+    }
+}
+
+/// What enforce mode decided before the request goes on.
+enum Inline {
+    /// Blocked, or refused: the device has its answer.
+    Answered,
+    /// On to the vendor, with the inspection when it was done here (enforce mode).
+    Go(Option<Inspection>),
+}
+
+/// Only enforce mode can stop a request, so only there are the facts and the verdict worked out
+/// before the request goes on. In observe and advisory modes they are worked out off the proxy
+/// thread while the vendor answers (`offload`); the audit row waits for them.
+async fn decide_inline(
+    shared: &Shared,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    vendor: Vendor,
+    request: &VendorRequest,
+    plain: Option<&[u8]>,
+) -> Inline {
+    if shared.config.mode != Mode::Enforce {
+        return Inline::Go(None);
+    }
+    let i = inspect(shared, ctx.client_ip, request, plain);
+    if i.verdict.block {
+        if let Some(l) = ctx.local() {
+            l.facts = Some(i.facts.clone());
+        }
+        answer_block(shared, session, ctx, vendor, i.verdict).await;
+        return Inline::Answered;
+    }
+    if i.facts.body_unread && may_block(shared, ctx.client_ip) {
+        // enforce mode cannot decide on a body it cannot read: an encoding must not be a way
+        // around the household's rules
+        if let Some(l) = ctx.local() {
+            l.facts = Some(i.facts);
+        }
+        answer_error(
+            shared,
+            session,
+            ctx,
+            Some(vendor),
+            ProxyError::UnreadableBody,
+        )
+        .await;
+        return Inline::Answered;
+    }
+    Inline::Go(Some(i))
+}
+
+/// A long body's exchange: replayed through a subrequest whose answer is piped to the device. An
+/// error: the answer was cut after its header reached the device.
+async fn relay(
+    session: &mut Session,
+    vendor: Vendor,
+    exchange: Arc<Exchange>,
+    body: Bytes,
+) -> Result<()> {
+    match replay(session, exchange, body).await {
         Ok(()) => {}
         Err((e, header_sent))
             if !header_sent && e.esource() != &pingora_core::ErrorSource::Downstream =>
         {
             let e = ProxyError::from_upstream(&e);
-            let body = ep.vendor.error_body(e.status(), e.code(), &e.message());
+            let body = vendor.error_body(e.status(), e.code(), &e.message());
             respond::json(session, e.status(), body).await;
         }
         Err((e, true)) if e.esource() != &pingora_core::ErrorSource::Downstream => {
@@ -351,9 +413,9 @@ pub(super) async fn forward(
             // SDK sees a cut answer, never a complete one
             return Error::e_because(ErrorType::ReadError, "the vendor's answer was cut", e);
         }
-        Err((e, _)) => log::debug!("exchange ended early vendor={} error={e}", ep.vendor),
+        Err((e, _)) => log::debug!("exchange ended early vendor={vendor} error={e}"),
     }
-    Ok(false)
+    Ok(())
 }
 
 /// The request the vendor sees: its own Host, the vendor path, HTTP/1.1 framing with an exact
