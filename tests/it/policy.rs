@@ -562,11 +562,7 @@ async fn a_parents_approval_unblocks_a_device_for_a_while_and_is_audited() {
     );
 
     // within a few seconds the device passes, and the row says why
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while openai_chat(yori.port, "hi").await.status != 200 {
-        assert!(Instant::now() < deadline, "never approved:\n{}", yori.log());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    until_status(&yori, 200, "never approved").await;
     let got = rows_until(&dir, |r| r.0 == "request");
     let approval = got
         .iter()
@@ -593,14 +589,7 @@ async fn a_parents_approval_unblocks_a_device_for_a_while_and_is_audited() {
 
     // after its time, the block is back; a restart keeps approvals (they are in the database)
     let yori = Yori::start_at(&conf, "2026-12-01T22:45:00Z");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while openai_chat(yori.port, "hi").await.status != 200 {
-        assert!(
-            Instant::now() < deadline,
-            "the approval did not survive a restart"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    until_status(&yori, 200, "the approval did not survive a restart").await;
     drop(yori);
     let yori = Yori::start_at(&conf, "2026-12-01T23:01:00Z");
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -615,29 +604,24 @@ async fn a_parents_approval_unblocks_a_device_for_a_while_and_is_audited() {
         &["kids-laptop", "--for", "1h"],
     );
     assert_eq!(status, Some(0), "{text}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while openai_chat(yori.port, "hi").await.status != 200 {
-        assert!(
-            Instant::now() < deadline,
-            "the second approval never took effect"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    until_status(&yori, 200, "the second approval never took effect").await;
     let (status, text) = allow(&yori.config, "2026-12-01T23:01:00Z", &["--revoke", "2"]);
     assert_eq!(status, Some(0), "{text}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while openai_chat(yori.port, "hi").await.status != 403 {
-        assert!(
-            Instant::now() < deadline,
-            "the revocation never took effect"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    until_status(&yori, 403, "the revocation never took effect").await;
     let (status, _) = allow(&yori.config, "2026-12-01T23:01:00Z", &["--revoke", "2"]);
     assert_eq!(status, Some(2), "revoked once");
 }
 
 /// Every row, once one matches `wanted`.
+/// Calls until one gets `want`, for at most 10 s (an approval is read every 2 s).
+async fn until_status(yori: &Yori, want: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while openai_chat(yori.port, "hi").await.status != want {
+        assert!(Instant::now() < deadline, "{what}:\n{}", yori.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 fn rows_until(dir: &tempfile::TempDir, wanted: impl Fn(&PolicyRow) -> bool) -> Vec<PolicyRow> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
